@@ -1,0 +1,484 @@
+"""The stack's settings: one tree of validated pydantic models.
+
+Every part of aiwf (templates, engine, operations, the pyinfra deploy) reads the one
+:class:`StackConfig` that :func:`load_config` returns. Unknown keys and bad values fail before
+anything runs, and every problem names its field path and the value given::
+
+    >>> load_config(overrides={"services": {"orchestrator": {"port": 70000}}})
+    Traceback (most recent call last):
+    aiwf.errors.ConfigError: 1 configuration problem: services.orchestrator.port: 70000 is not a valid port
+
+Settings live with the pyinfra inventory (see :mod:`aiwf.inventory`); with nothing configured the
+defaults give a working local stack: self-signed certificates, the local ticket folder, speech off.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from aiwf.errors import ConfigError
+from aiwf.paths import project_root
+
+#: The five services of the stack, in dependency order (each starts after those before it).
+SERVICE_NAMES: tuple[str, ...] = ("tmux-sessions", "orchestrator", "whisper", "dashboard", "nginx")
+
+_DOMAIN_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_SIZE = re.compile(r"^[1-9][0-9]*[kmg]?$", re.IGNORECASE)
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _valid_port(value: int) -> int:
+    if not 1 <= value <= 65535:
+        raise ValueError(f"{value} is not a valid port (1-65535)")
+    return value
+
+
+def _absolute_path(value: Path) -> Path:
+    if not value.is_absolute():
+        raise ValueError(
+            f"'{value}' is not an absolute path; write it from the root, e.g. /srv/{value}"
+        )
+    return value
+
+
+def _domain_name(value: str) -> str:
+    name = value.strip().lower().rstrip(".")
+    labels = name.split(".")
+    if not name or len(name) > 253 or not all(_DOMAIN_LABEL.match(label) for label in labels):
+        raise ValueError(f"'{value}' is not a valid domain name")
+    return name
+
+
+def _size(value: str) -> str:
+    if not _SIZE.match(value):
+        raise ValueError(
+            f"'{value}' is not a size; write a number with an optional k, m or g: 512m"
+        )
+    return value.lower()
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"'{value}' is not an http(s) URL")
+    return value.rstrip("/")
+
+
+def _origin(value: str) -> str:
+    if value.strip() == "*":
+        raise ValueError("'*' is not allowed: the stack uses credentials; list the real origins")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        raise ValueError(
+            f"'{value}' is not an origin; write scheme://host[:port], e.g. https://ai.example.com"
+        )
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+Port = Annotated[int, AfterValidator(_valid_port)]
+AbsPath = Annotated[Path, AfterValidator(_absolute_path)]
+DomainName = Annotated[str, AfterValidator(_domain_name)]
+Size = Annotated[str, AfterValidator(_size)]
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+Origin = Annotated[str, AfterValidator(_origin)]
+
+
+class Strict(BaseModel):
+    """Base of every settings model: unknown keys are errors, values are checked on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+class Resources(Strict):
+    """Resource limits of one container; ``None`` means no limit."""
+
+    cpus: float | None = Field(default=None, gt=0, le=256)
+    memory: Size | None = None
+
+
+class ServiceConfig(Strict):
+    """What every service has: on or off, its base image, extra environment, limits, its port."""
+
+    enabled: bool = True
+    base_image: str = "python:3.12-slim"
+    port: Port
+    environment: dict[str, str] = Field(default_factory=dict)
+    resources: Resources = Field(default_factory=Resources)
+
+    @field_validator("environment")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not _ENV_NAME.match(name):
+                raise ValueError(f"'{name}' is not a valid environment variable name")
+        return value
+
+    @field_validator("base_image")
+    @classmethod
+    def _image_reference(cls, value: str) -> str:
+        if not value or any(ch.isspace() for ch in value):
+            raise ValueError(f"'{value}' is not an image reference, e.g. python:3.12-slim")
+        return value
+
+
+class NginxService(ServiceConfig):
+    base_image: str = "nginx:stable"
+    port: Port = 443
+    #: Largest request body nginx accepts (speech uploads are the large ones).
+    client_max_body_size: Size = "25m"
+
+
+class DashboardService(ServiceConfig):
+    base_image: str = "nginx:stable"
+    port: Port = 3000
+
+
+class TmuxSessionsService(ServiceConfig):
+    port: Port = 5001
+    #: The first user, created on first ``up`` with a generated password.
+    admin_user: str = Field(default="admin", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+
+
+class PlaneSettings(Strict):
+    """Plane tracker settings; the API key itself comes from ``.claude.json`` or a file/env."""
+
+    api_url: HttpUrl | None = None
+    workspace_slug: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]+$")
+    #: Name of an environment variable holding the API key (read when the stack is deployed).
+    api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    #: A file holding the API key (0600); copied into the stack's secrets.
+    api_key_file: AbsPath | None = None
+    projects: list[str] = Field(default_factory=list)
+
+
+class OrchestratorService(ServiceConfig):
+    port: Port = 5002
+    #: ``auto`` uses Plane when credentials are configured, else the local ticket folder.
+    ticket_source: Literal["auto", "plane", "local"] = "auto"
+    plane: PlaneSettings = Field(default_factory=PlaneSettings)
+    select_labels: list[str] = Field(default_factory=lambda: ["claude"])
+    select_state_groups: list[
+        Literal["backlog", "unstarted", "started", "completed", "cancelled"]
+    ] = Field(default_factory=lambda: ["backlog", "unstarted"])  # type: ignore[arg-type]
+    max_active: int = Field(default=2, ge=1, le=100)
+    session_time_limit_minutes: int = Field(default=240, ge=1)
+    poll_interval_seconds: int = Field(default=60, ge=5, le=86400)
+    agent_command: str | None = None
+
+
+class WhisperService(ServiceConfig):
+    enabled: bool = False
+    port: Port = 8000
+
+
+class Services(Strict):
+    """The five services; ``tmux_sessions`` is the container ``tmux-sessions``."""
+
+    nginx: NginxService = Field(default_factory=NginxService)
+    dashboard: DashboardService = Field(default_factory=DashboardService)
+    tmux_sessions: TmuxSessionsService = Field(default_factory=TmuxSessionsService)
+    orchestrator: OrchestratorService = Field(default_factory=OrchestratorService)
+    whisper: WhisperService = Field(default_factory=WhisperService)
+
+    def get(self, name: str) -> ServiceConfig:
+        """The settings of service ``name`` as the engine spells it (``tmux-sessions``)."""
+        value: ServiceConfig = getattr(self, name.replace("-", "_"))
+        return value
+
+
+class Speech(Strict):
+    """Speech-to-text: off, the local whisper container, or a remote upstream nginx proxies to."""
+
+    mode: Literal["off", "local", "remote"] = "off"
+    url: HttpUrl | None = None
+    #: A host directory holding a faster-whisper model; the embedded base model when unset.
+    model_dir: AbsPath | None = None
+    device: Literal["cpu", "cuda"] = "cpu"
+    compute_type: Literal["int8", "int8_float16", "float16", "float32"] = "int8"
+
+    @model_validator(mode="after")
+    def _url_matches_mode(self) -> Speech:
+        if self.mode == "remote" and not self.url:
+            raise ValueError(
+                "speech.mode is 'remote' but speech.url is not set; give the upstream URL"
+            )
+        if self.mode != "remote" and self.url:
+            raise ValueError(
+                f"speech.url is set but speech.mode is '{self.mode}'; set mode: remote"
+            )
+        return self
+
+
+class Ports(Strict):
+    """Host ports nginx publishes (the only published ports of the stack)."""
+
+    bind: str = "0.0.0.0"
+    http: Port = 80
+    https: Port = 443
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Ports:
+        if self.http == self.https:
+            raise ValueError(f"http and https are both {self.http}; give them different ports")
+        return self
+
+
+class Tls(Strict):
+    mode: Literal["self-signed", "letsencrypt", "files"] = "self-signed"
+    #: For ``files``: certificate chain and key on the host.
+    cert_file: AbsPath | None = None
+    key_file: AbsPath | None = None
+    #: For ``letsencrypt``.
+    email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    staging: bool = False
+    acme_server: HttpUrl | None = None
+    #: ``aiwf certs status`` and ``aiwf health`` warn below this many days left.
+    warn_days: int = Field(default=14, ge=1, le=365)
+
+    @model_validator(mode="after")
+    def _mode_needs(self) -> Tls:
+        if self.mode == "files" and not (self.cert_file and self.key_file):
+            raise ValueError("tls.mode is 'files': set both tls.cert_file and tls.key_file")
+        return self
+
+
+class Retention(Strict):
+    keep_last: int = Field(default=7, ge=1, le=1000)
+    keep_daily: int = Field(default=7, ge=0, le=1000)
+    keep_weekly: int = Field(default=4, ge=0, le=1000)
+
+
+class Backup(Strict):
+    compression: Literal["zstd", "gzip"] = "zstd"
+    level: int = Field(default=3, ge=1, le=19)
+    retention: Retention = Field(default_factory=Retention)
+    #: How the service writing a volume is quiesced during its snapshot.
+    policy: dict[str, Literal["pause", "stop", "none"]] = Field(
+        default_factory=lambda: {
+            "tmux-session-data": "pause",
+            "plane-orchestrator-data": "pause",
+            "plane-orchestrator-logs": "none",
+        }
+    )
+    #: Nightly backup time (host local time, HH:MM) for the rendered timer.
+    schedule: str = Field(default="03:15", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    #: ``aiwf health`` reports a newest verified backup older than this as unhealthy.
+    max_age_hours: int = Field(default=36, ge=1)
+
+
+class Logrotate(Strict):
+    frequency: Literal["daily", "weekly", "monthly"] = "daily"
+    rotate: int = Field(default=7, ge=1, le=365)
+    max_size: Size = "100m"
+    compress: bool = True
+    #: json-file driver limits for every container's stdout/stderr.
+    container_max_size: Size = "10m"
+    container_max_files: int = Field(default=3, ge=1, le=100)
+
+
+def _default_home() -> Path:
+    return Path(os.environ.get("HOME") or "/root")
+
+
+class HostPaths(Strict):
+    """Paths on the host. Those shared with tmux sessions are mounted at the same path."""
+
+    data_dir: AbsPath = Path("/var/lib/ai-workflow")
+    backup_dir: AbsPath | None = None
+    tmux_socket_dir: AbsPath = Field(default_factory=lambda: Path(f"/tmp/tmux-{os.getuid()}"))
+    home: AbsPath = Field(default_factory=_default_home)
+    workspace: AbsPath | None = None
+    completion_dir: AbsPath | None = None
+    tickets_dir: AbsPath | None = None
+    claude_json: AbsPath | None = None
+    certs_dir: AbsPath | None = None
+
+    @model_validator(mode="after")
+    def _derive(self) -> HostPaths:
+        """Fill the paths that default to places under ``data_dir`` or ``home``."""
+        derived = {
+            "backup_dir": self.data_dir / "backups",
+            "workspace": self.data_dir / "workspace",
+            "completion_dir": self.data_dir / "completions",
+            "tickets_dir": self.data_dir / "tickets",
+            "claude_json": self.home / ".claude.json",
+            "certs_dir": project_root() / "certs",
+        }
+        for name, value in derived.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+        return self
+
+
+class StackConfig(Strict):
+    """The whole stack. Every field has a default: an empty config is a working local stack."""
+
+    project: str = "ai-workflow"
+    domains: list[DomainName] = Field(default_factory=lambda: ["localhost"], min_length=1)
+    tls: Tls = Field(default_factory=Tls)
+    ports: Ports = Field(default_factory=Ports)
+    paths: HostPaths = Field(default_factory=HostPaths)
+    services: Services = Field(default_factory=Services)
+    speech: Speech = Field(default_factory=Speech)
+    cors_origins: list[Origin] = Field(default_factory=list)
+    backup: Backup = Field(default_factory=Backup)
+    logrotate: Logrotate = Field(default_factory=Logrotate)
+
+    @field_validator("project")
+    @classmethod
+    def _project_name(cls, value: str) -> str:
+        if not _PROJECT_NAME.match(value):
+            raise ValueError(
+                f"'{value}' is not a valid project name: lowercase letters, digits, '-' and '_', "
+                "starting with a letter or digit"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StackConfig:
+        if self.speech.mode == "local":
+            object.__setattr__(self.services.whisper, "enabled", True)
+        if not self.cors_origins:
+            object.__setattr__(self, "cors_origins", self.default_origins())
+        if self.tls.mode == "letsencrypt" and not self.tls.email:
+            raise ValueError("tls.mode is 'letsencrypt': set tls.email for the ACME account")
+        if self.tls.mode == "letsencrypt" and self.domains == ["localhost"]:
+            raise ValueError(
+                "tls.mode is 'letsencrypt' but domains is only 'localhost'; list real names"
+            )
+        return self
+
+    def default_origins(self) -> list[str]:
+        """``https://<domain>`` for every domain, with the port when it is not 443."""
+        suffix = "" if self.ports.https == 443 else f":{self.ports.https}"
+        return [f"https://{domain}{suffix}" for domain in self.domains]
+
+    @property
+    def network_name(self) -> str:
+        """The Docker network: ``ai-workflow-network`` for the default project."""
+        return f"{self.project}-network"
+
+    def container_name(self, service: str) -> str:
+        """``ai-workflow-orchestrator`` for service ``orchestrator`` of project ``ai-workflow``."""
+        return f"{self.project}-{service}"
+
+    def enabled_services(self) -> list[str]:
+        """Names of the services to run, in dependency order."""
+        return [name for name in SERVICE_NAMES if self.services.get(name).enabled]
+
+
+#: The named volumes of the stack and the service that writes each.
+VOLUMES: dict[str, str] = {
+    "tmux-session-data": "tmux-sessions",
+    "plane-orchestrator-data": "orchestrator",
+    "plane-orchestrator-logs": "orchestrator",
+}
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    """``('services', 'orchestrator', 'port')`` -> ``services.orchestrator.port``."""
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif item.startswith(("function-after", "function-before", "function-wrap")):
+            continue
+        else:
+            parts.append(("." if parts else "") + item)
+    return "".join(parts) or "(top level)"
+
+
+def _known_fields(loc: tuple[int | str, ...]) -> list[str]:
+    """Field names allowed at the parent of ``loc``, to suggest a fix for a misspelt key."""
+    model: Any = StackConfig
+    for item in loc[:-1]:
+        if isinstance(item, int) or model is None:
+            return []
+        field = getattr(model, "model_fields", {}).get(item)
+        model = getattr(field, "annotation", None) if field else None
+    return list(getattr(model, "model_fields", {}))
+
+
+def describe_errors(error: ValidationError) -> list[str]:
+    """One line per problem: ``<field path>: <what is wrong> (given: <value>)``."""
+    problems = []
+    for item in error.errors():
+        loc = tuple(item["loc"])
+        path = _field_path(loc)
+        message = str(item["msg"]).removeprefix("Value error, ")
+        given = item.get("input")
+        if item["type"] == "extra_forbidden":
+            known = _known_fields(loc)
+            close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(known)}"
+            problems.append(f"{path}: unknown setting{hint}")
+            continue
+        if item["type"] == "missing":
+            problems.append(f"{path}: required but not given")
+            continue
+        if given is not None and not isinstance(given, dict) and repr(given) not in message:
+            shown = str(given)
+            if shown not in message:
+                message = f"{message} (given: {given!r})"
+        if path == "(top level)" or message.startswith(f"{path}."):
+            problems.append(message)  # the message already names the field it is about
+        else:
+            problems.append(f"{path}: {message}")
+    return problems
+
+
+def validate(data: Mapping[str, Any], source: str | None = None) -> StackConfig:
+    """Validate a settings mapping into a :class:`StackConfig` or raise :class:`ConfigError`."""
+    try:
+        return StackConfig.model_validate(dict(data))
+    except ValidationError as error:
+        raise ConfigError(describe_errors(error), source) from None
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``override`` on top of ``base``; mappings merge key by key, anything else replaces.
+
+    >>> deep_merge({"a": {"b": 1, "c": 2}}, {"a": {"c": 3}})
+    {'a': {'b': 1, 'c': 3}}
+    """
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(
+    inventory: Path | None = None,
+    host: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> StackConfig:
+    """The stack's settings for ``host`` of ``inventory`` (the local inventory by default).
+
+    The CLI and ``deploy.py`` both call this; see :mod:`aiwf.inventory` for where settings live.
+    """
+    from aiwf.inventory import settings_for_host
+
+    data, source = settings_for_host(inventory, host)
+    if overrides:
+        data = deep_merge(data, overrides)
+    return validate(data, source)
