@@ -1,0 +1,285 @@
+"""The desired state of the stack: one :class:`ServiceSpec` per container, derived from the config.
+
+This is the single description both outputs read: the compose template renders it for users of
+plain ``docker compose``, and the engine creates exactly these containers through docker-py. So a
+mount, a variable or a health check is written down once, here.
+
+Example::
+
+    >>> specs = desired_services(load_config())
+    >>> [spec.service for spec in specs]
+    ['tmux-sessions', 'orchestrator', 'dashboard', 'nginx']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+from aiwf.config import VOLUMES, StackConfig
+
+#: Where the secret files are mounted inside the containers (read-only).
+SECRETS_MOUNT = PurePosixPath("/run/secrets")
+#: Secret files aiwf generates on first ``up`` (stored 0600 under ``<data_dir>/secrets``).
+GENERATED_SECRETS: tuple[str, ...] = ("session_key", "service_token", "admin_password")
+#: Where the nginx container reads what aiwf renders and the certificates.
+NGINX_CONF = PurePosixPath("/etc/nginx/nginx.conf")
+NGINX_CERTS = PurePosixPath("/etc/nginx/certs")
+ACME_WEBROOT = PurePosixPath("/var/www/acme")
+#: The folder (under services/) holding each service's Dockerfile.
+BUILD_FOLDERS: dict[str, str] = {
+    "nginx": "nginx",
+    "dashboard": "dashboard",
+    "tmux-sessions": "tmux-sessions",
+    "orchestrator": "orchestrator",
+    "whisper": "whisper",
+}
+_VENV_PYTHON = "/opt/venv/bin/python"
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A named volume (``kind="volume"``, ``source`` is the stack-relative volume name) or a bind."""
+
+    source: str
+    target: str
+    kind: str = "bind"
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """Docker health check; ``test`` is the exec form (``["CMD", ...]``)."""
+
+    test: tuple[str, ...]
+    interval_s: int = 5
+    timeout_s: int = 5
+    retries: int = 5
+    start_period_s: int = 30
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """Everything about one container except its built image id."""
+
+    service: str
+    container_name: str
+    image: str
+    build_folder: str
+    base_image: str
+    environment: dict[str, str]
+    mounts: tuple[Mount, ...]
+    secrets: tuple[str, ...]
+    healthcheck: HealthCheck
+    depends_on: tuple[str, ...]
+    ports: tuple[tuple[str, int, int], ...] = ()
+    labels: dict[str, str] = field(default_factory=dict)
+    cpus: float | None = None
+    memory: str | None = None
+    restart: str = "unless-stopped"
+
+
+def _python_probe(port: int, path: str = "/health") -> HealthCheck:
+    code = (
+        f"import urllib.request;urllib.request.urlopen('http://127.0.0.1:{port}{path}', timeout=4)"
+    )
+    return HealthCheck(test=("CMD", _VENV_PYTHON, "-c", code))
+
+
+def _curl_probe(url: str) -> HealthCheck:
+    return HealthCheck(test=("CMD", "curl", "-fsS", "-o", "/dev/null", url))
+
+
+def _same_path(path: object, read_only: bool = False) -> Mount:
+    """A host path mounted at the same path, so tmux sessions and containers agree on it."""
+    return Mount(source=str(path), target=str(path), read_only=read_only)
+
+
+def _secret_env(name: str) -> str:
+    return str(SECRETS_MOUNT / name)
+
+
+def _tmux_sessions(config: StackConfig) -> tuple[dict[str, str], list[Mount], list[str]]:
+    svc, paths = config.services.tmux_sessions, config.paths
+    env = {
+        "TMUX_SESSIONS_HOST": "0.0.0.0",
+        "TMUX_SESSIONS_PORT": str(svc.port),
+        "TMUX_SESSIONS_DATA_DIR": "/app/data",
+        "TMUX_SESSIONS_TMUX_SOCKET": str(paths.tmux_socket_dir / "default"),
+        "TMUX_SESSIONS_SECRET_KEY_FILE": _secret_env("session_key"),
+        "TMUX_SESSIONS_SERVICE_TOKEN_FILE": _secret_env("service_token"),
+        "TMUX_SESSIONS_BOOTSTRAP_USER": svc.admin_user,
+        "TMUX_SESSIONS_BOOTSTRAP_PASSWORD_FILE": _secret_env("admin_password"),
+        "TMUX_SESSIONS_ALLOWED_ORIGINS": ",".join(config.cors_origins),
+        "TMUX_SESSIONS_DEFAULT_CWD": str(paths.workspace),
+    }
+    mounts = [
+        Mount(source="tmux-session-data", target="/app/data", kind="volume"),
+        _same_path(paths.tmux_socket_dir),
+        _same_path(paths.home),
+        _same_path(paths.workspace),
+        _same_path(paths.completion_dir),
+    ]
+    return env, mounts, ["session_key", "service_token", "admin_password"]
+
+
+def _orchestrator(config: StackConfig) -> tuple[dict[str, str], list[Mount], list[str]]:
+    svc, paths = config.services.orchestrator, config.paths
+    tmux_port = config.services.tmux_sessions.port
+    env = {
+        "ORCHESTRATOR_HOST": "0.0.0.0",
+        "ORCHESTRATOR_PORT": str(svc.port),
+        "ORCHESTRATOR_DATA_DIR": "/app/data",
+        "ORCHESTRATOR_LOG_DIR": "/app/logs",
+        "ORCHESTRATOR_TMUX_URL": f"http://tmux-sessions:{tmux_port}",
+        "ORCHESTRATOR_TMUX_TOKEN_FILE": _secret_env("service_token"),
+        "ORCHESTRATOR_COMPLETION_DIR": str(paths.completion_dir),
+        "ORCHESTRATOR_TICKETS_DIR": "/app/tickets",
+        "ORCHESTRATOR_CLAUDE_JSON": "/app/config/claude.json",
+        "ORCHESTRATOR_WORKSPACE": str(paths.workspace),
+        "ORCHESTRATOR_CORS_ORIGINS": ",".join(config.cors_origins),
+        "ORCHESTRATOR_TICKET_SOURCE": svc.ticket_source,
+        "ORCHESTRATOR_MAX_ACTIVE": str(svc.max_active),
+        "ORCHESTRATOR_SESSION_TIME_LIMIT": str(svc.session_time_limit_minutes * 60),
+        "ORCHESTRATOR_POLL_INTERVAL": str(svc.poll_interval_seconds),
+        "ORCHESTRATOR_SELECT_LABELS": ",".join(svc.select_labels),
+        "ORCHESTRATOR_SELECT_STATE_GROUPS": ",".join(svc.select_state_groups),
+    }
+    plane = svc.plane
+    if plane.api_url:
+        env["PLANE_API_URL"] = plane.api_url
+    if plane.workspace_slug:
+        env["PLANE_WORKSPACE_SLUG"] = plane.workspace_slug
+    if plane.projects:
+        env["ORCHESTRATOR_PLANE_PROJECTS"] = ",".join(plane.projects)
+    if svc.agent_command:
+        env["ORCHESTRATOR_AGENT_COMMAND"] = svc.agent_command
+    secrets = ["service_token"]
+    if plane.api_key_env or plane.api_key_file:
+        env["PLANE_API_KEY_FILE"] = _secret_env("plane_api_key")
+        secrets.append("plane_api_key")
+    mounts = [
+        Mount(source="plane-orchestrator-data", target="/app/data", kind="volume"),
+        Mount(source="plane-orchestrator-logs", target="/app/logs", kind="volume"),
+        Mount(source=str(paths.tickets_dir), target="/app/tickets"),
+        _same_path(paths.completion_dir),
+        _same_path(paths.workspace, read_only=True),
+    ]
+    if paths.claude_json and paths.claude_json.is_file():
+        mounts.append(
+            Mount(source=str(paths.claude_json), target="/app/config/claude.json", read_only=True)
+        )
+    return env, mounts, secrets
+
+
+def _whisper(config: StackConfig) -> tuple[dict[str, str], list[Mount], list[str]]:
+    speech = config.speech
+    env = {
+        "WHISPER_HOST": "0.0.0.0",
+        "WHISPER_PORT": str(config.services.whisper.port),
+        "WHISPER_DEVICE": speech.device,
+        "WHISPER_COMPUTE_TYPE": speech.compute_type,
+    }
+    mounts = []
+    if speech.model_dir:
+        env["WHISPER_MODEL_DIR"] = "/models"
+        mounts.append(Mount(source=str(speech.model_dir), target="/models", read_only=True))
+    return env, mounts, []
+
+
+def _nginx(config: StackConfig) -> tuple[dict[str, str], list[Mount], list[str]]:
+    paths = config.paths
+    mounts = [
+        Mount(
+            source=str(rendered_dir(config) / "nginx.conf"), target=str(NGINX_CONF), read_only=True
+        ),
+        Mount(source=str(paths.certs_dir), target=str(NGINX_CERTS), read_only=True),
+        Mount(source=str(acme_webroot(config)), target=str(ACME_WEBROOT), read_only=True),
+        Mount(source=str(paths.data_dir / "logs" / "nginx"), target="/var/log/nginx"),
+    ]
+    return {}, mounts, []
+
+
+def rendered_dir(config: StackConfig) -> PurePosixPath:
+    """Where ``aiwf up`` writes the rendered files the containers mount."""
+    return PurePosixPath(config.paths.data_dir) / "rendered"
+
+
+def acme_webroot(config: StackConfig) -> PurePosixPath:
+    """The host folder nginx serves ``/.well-known/acme-challenge/`` from (certbot writes it)."""
+    return PurePosixPath(config.paths.data_dir) / "acme-webroot"
+
+
+def secrets_dir(config: StackConfig) -> PurePosixPath:
+    """Host folder of the generated secrets (0700, files 0600)."""
+    return PurePosixPath(config.paths.data_dir) / "secrets"
+
+
+def image_name(config: StackConfig, service: str) -> str:
+    """``ai-workflow-orchestrator`` (tag ``latest``; the previous one is kept as ``previous``)."""
+    return f"{config.project}-{service}"
+
+
+def volume_name(config: StackConfig, volume: str) -> str:
+    """The engine's name of a stack volume: ``ai-workflow_plane-orchestrator-data``."""
+    return f"{config.project}_{volume}"
+
+
+def _dependencies(config: StackConfig, service: str) -> tuple[str, ...]:
+    enabled = set(config.enabled_services())
+    wanted = {
+        "orchestrator": ("tmux-sessions",),
+        "nginx": ("dashboard", "tmux-sessions", "orchestrator", "whisper"),
+    }.get(service, ())
+    return tuple(name for name in wanted if name in enabled)
+
+
+def desired_services(config: StackConfig) -> list[ServiceSpec]:
+    """The containers of the stack, in dependency order, as the config asks for them."""
+    builders = {
+        "tmux-sessions": (_tmux_sessions, _python_probe(config.services.tmux_sessions.port)),
+        "orchestrator": (_orchestrator, _python_probe(config.services.orchestrator.port)),
+        "whisper": (_whisper, _python_probe(config.services.whisper.port)),
+        "dashboard": (
+            lambda _c: ({}, [], []),
+            _curl_probe(f"http://127.0.0.1:{config.services.dashboard.port}/"),
+        ),
+        "nginx": (_nginx, _curl_probe("http://127.0.0.1/health")),
+    }
+    specs = []
+    for service in config.enabled_services():
+        settings = config.services.get(service)
+        build, health = builders[service]
+        env, mounts, secrets = build(config)
+        env = {**env, **settings.environment}
+        ports: tuple[tuple[str, int, int], ...] = ()
+        if service == "nginx":
+            ports = (
+                (config.ports.bind, config.ports.http, 80),
+                (config.ports.bind, config.ports.https, 443),
+            )
+        specs.append(
+            ServiceSpec(
+                service=service,
+                container_name=config.container_name(service),
+                image=image_name(config, service),
+                build_folder=BUILD_FOLDERS[service],
+                base_image=settings.base_image,
+                environment=env,
+                mounts=tuple(mounts),
+                secrets=tuple(secrets),
+                healthcheck=health,
+                depends_on=_dependencies(config, service),
+                ports=ports,
+                labels={"aiwf.project": config.project, "aiwf.service": service},
+                cpus=settings.resources.cpus,
+                memory=settings.resources.memory,
+            )
+        )
+    return specs
+
+
+def stack_volumes(config: StackConfig) -> dict[str, str]:
+    """Volume name -> engine volume name, for the volumes of the enabled services."""
+    enabled = set(config.enabled_services())
+    return {name: volume_name(config, name) for name, owner in VOLUMES.items() if owner in enabled}
