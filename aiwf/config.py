@@ -6,7 +6,7 @@ anything runs, and every problem names its field path and the value given::
 
     >>> load_config(overrides={"services": {"orchestrator": {"port": 70000}}})
     Traceback (most recent call last):
-    aiwf.errors.ConfigError: 1 configuration problem: services.orchestrator.port: 70000 is not a valid port
+    aiwf.errors.ConfigError: 1 configuration problem: services.orchestrator.port: 70000 is not ...
 
 Settings live with the pyinfra inventory (see :mod:`aiwf.inventory`); with nothing configured the
 defaults give a working local stack: self-signed certificates, the local ticket folder, speech off.
@@ -265,18 +265,23 @@ class Retention(Strict):
     keep_weekly: int = Field(default=4, ge=0, le=1000)
 
 
+QuiescePolicy = Literal["pause", "stop", "none"]
+
+
+def _default_policy() -> dict[str, QuiescePolicy]:
+    return {
+        "tmux-session-data": "pause",
+        "plane-orchestrator-data": "pause",
+        "plane-orchestrator-logs": "none",
+    }
+
+
 class Backup(Strict):
     compression: Literal["zstd", "gzip"] = "zstd"
     level: int = Field(default=3, ge=1, le=19)
     retention: Retention = Field(default_factory=Retention)
     #: How the service writing a volume is quiesced during its snapshot.
-    policy: dict[str, Literal["pause", "stop", "none"]] = Field(
-        default_factory=lambda: {
-            "tmux-session-data": "pause",
-            "plane-orchestrator-data": "pause",
-            "plane-orchestrator-logs": "none",
-        }
-    )
+    policy: dict[str, QuiescePolicy] = Field(default_factory=_default_policy)
     #: Nightly backup time (host local time, HH:MM) for the rendered timer.
     schedule: str = Field(default="03:15", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
     #: ``aiwf health`` reports a newest verified backup older than this as unhealthy.

@@ -39,7 +39,7 @@ _VENV_PYTHON = "/opt/venv/bin/python"
 
 @dataclass(frozen=True)
 class Mount:
-    """A named volume (``kind="volume"``, ``source`` is the stack-relative volume name) or a bind."""
+    """A named volume (``kind="volume"``, ``source`` the stack-relative name) or a bind mount."""
 
     source: str
     target: str

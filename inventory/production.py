@@ -1,5 +1,6 @@
 """An example production inventory: copy it, fill in your host, deploy with
-``aiwf deploy --inventory inventory/production.py`` (or ``pyinfra inventory/production.py deploy.py``).
+``aiwf deploy --inventory inventory/production.py``
+(or ``pyinfra inventory/production.py deploy.py``).
 
 Shared settings come from group_data/all.py; what is given here overrides them for this host.
 """
