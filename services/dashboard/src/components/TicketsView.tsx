@@ -1,0 +1,229 @@
+import { useCallback, useMemo, useState } from 'react';
+import { describe, type ApiClient } from '../api';
+import { buildBoard, relativeTime, safeUrl, STATUS_LABEL } from '../tickets';
+import type { Ticket, TicketList } from '../types';
+import { usePolling } from '../usePolling';
+
+interface Props {
+  api: ApiClient;
+  onOpenTerminal: (sessionId: string, title: string) => void;
+}
+
+type Feedback = { kind: 'success' | 'error'; text: string };
+const EMPTY: TicketList = { tickets: [], count: 0 };
+
+export function TicketsView({ api, onOpenTerminal }: Props) {
+  const [lists, setLists] = useState<{ pending: TicketList; active: TicketList; completed: TicketList } | null>(null);
+  const [loadError, setLoadError] = useState<string | null>(null);
+  const [busy, setBusy] = useState<Record<string, string>>({});
+  const [hidden, setHidden] = useState<ReadonlySet<string>>(new Set());
+  const [feedback, setFeedback] = useState<Feedback | null>(null);
+
+  const refresh = useCallback(async () => {
+    try {
+      const [pending, active, completed] = await Promise.all([
+        api.pendingTickets(),
+        api.activeTickets(),
+        api.completedTickets(),
+      ]);
+      setLists({ pending, active, completed });
+      setHidden(new Set());
+      setLoadError(null);
+    } catch (error) {
+      setLoadError(`Cannot load tickets: ${describe(error)}`);
+    }
+  }, [api]);
+  usePolling(refresh, 3000);
+
+  const board = useMemo(
+    () => buildBoard(lists?.pending ?? EMPTY, lists?.active ?? EMPTY, lists?.completed ?? EMPTY, hidden),
+    [lists, hidden],
+  );
+
+  const act = async (ticket: Ticket, action: 'approve' | 'reject' | 'retry') => {
+    setBusy((b) => ({ ...b, [ticket.id]: action }));
+    setFeedback(null);
+    try {
+      await api[action](ticket.id);
+      const verb = { approve: 'Approved', reject: 'Rejected', retry: 'Retrying' }[action];
+      setFeedback({ kind: 'success', text: `${verb} ${ticket.identifier}: ${ticket.title}` });
+      if (action !== 'retry') setHidden((h) => new Set(h).add(ticket.id));
+      await refresh();
+    } catch (error) {
+      setFeedback({ kind: 'error', text: `Could not ${action} ${ticket.identifier}: ${describe(error)}` });
+    } finally {
+      setBusy((b) => {
+        const next = { ...b };
+        delete next[ticket.id];
+        return next;
+      });
+    }
+  };
+
+  return (
+    <div className="tickets-view">
+      {feedback ? (
+        <div className={`notice ${feedback.kind}`} role="status" data-testid="ticket-feedback">
+          <span>{feedback.text}</span>
+          <button type="button" className="btn ghost small" aria-label="Dismiss" onClick={() => setFeedback(null)}>
+            ×
+          </button>
+        </div>
+      ) : null}
+      {loadError ? (
+        <div className="notice error" role="alert">
+          {loadError}
+        </div>
+      ) : null}
+      {!lists && !loadError ? <p className="muted">Loading tickets…</p> : null}
+
+      <section className="panel" aria-labelledby="pending-heading" data-testid="pending-section">
+        <h2 id="pending-heading">
+          Pending approval <span className="count">{board.pending.length}</span>
+        </h2>
+        {board.pending.length === 0 ? <p className="empty">No tickets wait for approval.</p> : null}
+        <div className="cards">
+          {board.pending.map((ticket) => (
+            <article className="card" key={ticket.id} data-ticket-id={ticket.id} data-testid="pending-ticket">
+              <TicketHeader ticket={ticket} />
+              {ticket.description ? <p className="description">{ticket.description}</p> : null}
+              <div className="actions">
+                <button
+                  type="button"
+                  className="btn primary"
+                  disabled={Boolean(busy[ticket.id])}
+                  onClick={() => void act(ticket, 'approve')}
+                >
+                  {busy[ticket.id] === 'approve' ? 'Approving…' : 'Approve'}
+                </button>
+                <button
+                  type="button"
+                  className="btn danger-outline"
+                  disabled={Boolean(busy[ticket.id])}
+                  onClick={() => void act(ticket, 'reject')}
+                >
+                  {busy[ticket.id] === 'reject' ? 'Rejecting…' : 'Reject'}
+                </button>
+              </div>
+            </article>
+          ))}
+        </div>
+      </section>
+
+      <section className="panel" aria-labelledby="active-heading" data-testid="active-section">
+        <h2 id="active-heading">
+          Active <span className="count">{board.running.length}</span>
+        </h2>
+        {board.running.length === 0 ? <p className="empty">Nothing is running.</p> : null}
+        <ul className="rows">
+          {board.running.map((ticket) => (
+            <li className="row" key={ticket.id} data-ticket-id={ticket.id} data-testid="active-ticket">
+              <div className="row-main">
+                <TicketHeader ticket={ticket} />
+                <span className="muted small">
+                  {ticket.session_name ?? 'no session yet'} · started {relativeTime(ticket.started_at ?? ticket.approved_at)}
+                </span>
+              </div>
+              <button
+                type="button"
+                className="btn"
+                disabled={!ticket.session_id}
+                onClick={() => ticket.session_id && onOpenTerminal(ticket.session_id, ticket.identifier)}
+              >
+                Open terminal
+              </button>
+            </li>
+          ))}
+        </ul>
+      </section>
+
+      {board.attention.length > 0 ? (
+        <section className="panel attention" aria-labelledby="attention-heading" data-testid="attention-section">
+          <h2 id="attention-heading">
+            Failed or interrupted <span className="count">{board.attention.length}</span>
+          </h2>
+          <ul className="rows">
+            {board.attention.map((ticket) => (
+              <li className="row" key={ticket.id} data-ticket-id={ticket.id} data-testid="failed-ticket">
+                <div className="row-main">
+                  <TicketHeader ticket={ticket} />
+                  {ticket.error ? <span className="error-text">{ticket.error}</span> : null}
+                </div>
+                <div className="actions">
+                  {ticket.session_id ? (
+                    <button type="button" className="btn" onClick={() => onOpenTerminal(ticket.session_id!, ticket.identifier)}>
+                      Open terminal
+                    </button>
+                  ) : null}
+                  <button
+                    type="button"
+                    className="btn primary"
+                    disabled={Boolean(busy[ticket.id])}
+                    onClick={() => void act(ticket, 'retry')}
+                  >
+                    {busy[ticket.id] === 'retry' ? 'Retrying…' : 'Retry'}
+                  </button>
+                </div>
+              </li>
+            ))}
+          </ul>
+        </section>
+      ) : null}
+
+      <section className="panel" aria-labelledby="completed-heading" data-testid="completed-section">
+        <h2 id="completed-heading">
+          Completed <span className="count">{board.completed.length}</span>
+        </h2>
+        {board.completed.length === 0 ? <p className="empty">No completed tickets yet.</p> : null}
+        <ul className="rows">
+          {board.completed.map((ticket) => (
+            <li className="row" key={ticket.id} data-ticket-id={ticket.id} data-testid="completed-ticket">
+              <div className="row-main">
+                <TicketHeader ticket={ticket} />
+                {ticket.summary ? <p className="description">{ticket.summary}</p> : null}
+              </div>
+              <time className="muted small" dateTime={ticket.completed_at ?? undefined} title={ticket.completed_at ?? ''}>
+                {relativeTime(ticket.completed_at)}
+              </time>
+            </li>
+          ))}
+        </ul>
+      </section>
+    </div>
+  );
+}
+
+function TicketHeader({ ticket }: { ticket: Ticket }) {
+  const url = safeUrl(ticket.url);
+  return (
+    <div className="ticket-header">
+      <div className="ticket-title">
+        {url ? (
+          <a className="identifier" href={url} target="_blank" rel="noreferrer noopener">
+            {ticket.identifier}
+          </a>
+        ) : (
+          <span className="identifier">{ticket.identifier}</span>
+        )}
+        <span className="title">{ticket.title}</span>
+      </div>
+      <div className="chips">
+        <span className={`chip priority-${ticket.priority}`}>{ticket.priority}</span>
+        {ticket.status !== 'pending' ? (
+          <span className={`chip status-${ticket.status}`}>{STATUS_LABEL[ticket.status] ?? ticket.status}</span>
+        ) : null}
+        {ticket.state ? <span className="chip state">{ticket.state}</span> : null}
+        {ticket.labels.map((label) => (
+          <span className="chip label" key={label}>
+            {label}
+          </span>
+        ))}
+        {ticket.tracker_sync?.state === 'failed' ? (
+          <span className="chip status-failed" title={ticket.tracker_sync.error ?? ''}>
+            tracker sync failed
+          </span>
+        ) : null}
+      </div>
+    </div>
+  );
+}

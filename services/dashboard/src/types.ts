@@ -1,0 +1,84 @@
+/** Shapes shared with the orchestrator and tmux-sessions (see the API contract). */
+
+export type TicketStatus =
+  | 'pending'
+  | 'queued'
+  | 'active'
+  | 'overdue'
+  | 'completed'
+  | 'failed'
+  | 'interrupted';
+
+export type Priority = 'urgent' | 'high' | 'medium' | 'low' | 'none';
+
+export interface TrackerSync {
+  state: 'ok' | 'pending' | 'failed' | 'none';
+  error: string | null;
+  attempts: number;
+}
+
+export interface Ticket {
+  id: string;
+  identifier: string;
+  title: string;
+  description: string;
+  priority: Priority;
+  labels: string[];
+  state: string;
+  state_group: string | null;
+  url: string | null;
+  source: 'plane' | 'local';
+  status: TicketStatus;
+  session_id: string | null;
+  session_name: string | null;
+  created_at: string | null;
+  updated_at: string | null;
+  approved_at: string | null;
+  started_at: string | null;
+  completed_at: string | null;
+  summary: string | null;
+  tracker_sync?: TrackerSync | null;
+  error: string | null;
+}
+
+export interface TicketList {
+  tickets: Ticket[];
+  count: number;
+}
+
+export interface OrchestratorHealth {
+  status: 'healthy' | 'degraded' | 'unhealthy';
+  tmux_service: boolean;
+  pending_count: number;
+  active_count: number;
+  completed_count: number;
+  source?: string;
+  problems?: string[];
+}
+
+export interface Session {
+  id: string;
+  name: string;
+  command: string | null;
+  cwd: string | null;
+  created_at: string;
+  alive: boolean;
+  clients: number;
+  ticket_id?: string | null;
+  created_by?: string | null;
+}
+
+export interface NewSession {
+  name?: string;
+  command?: string;
+  cwd?: string;
+  cols?: number;
+  rows?: number;
+}
+
+export interface Transcription {
+  text: string;
+  language: string | null;
+  duration: number | null;
+  segments: unknown[];
+}
