@@ -1,0 +1,1 @@
+"""Backups of the stack's volumes."""
