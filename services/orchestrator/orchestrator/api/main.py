@@ -1,0 +1,91 @@
+"""Application factory: wires settings, source, tmux client and store into the FastAPI app.
+
+Example::
+
+    app = create_app(Settings())
+    uvicorn.run(app, host="0.0.0.0", port=5002)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from orchestrator import __version__
+from orchestrator.api.routes import health, tickets, webhooks
+from orchestrator.core.config import Settings, load_plane_credentials, read_secret_file
+from orchestrator.metrics import Metrics
+from orchestrator.service import Orchestrator
+from orchestrator.sources.base import TicketSource
+from orchestrator.sources.local import LocalFolderSource
+from orchestrator.sources.plane import PlaneClient, PlaneSource
+from orchestrator.store import TicketStore
+from orchestrator.tmux_client import TmuxClient
+
+log = logging.getLogger(__name__)
+
+
+def build_orchestrator(settings: Settings, metrics: Metrics, problems: list[str]) -> Orchestrator:
+    """Pick the ticket source (Plane when credentials are complete, else the local folder)."""
+    credentials, credential_problems = load_plane_credentials(settings)
+    problems = [*problems, *credential_problems]
+    source: TicketSource
+    if credentials is not None:
+        source = PlaneSource(
+            PlaneClient(credentials, metrics),
+            projects=settings.project_list,
+            started_state=settings.started_state,
+            completed_state=settings.completed_state,
+        )
+        log.info(
+            "ticket source: Plane workspace %s at %s",
+            credentials.workspace_slug,
+            credentials.api_url,
+        )
+    else:
+        source = LocalFolderSource(settings.tickets_dir)
+        log.info("ticket source: local folder %s", settings.tickets_dir)
+    token = read_secret_file(settings.tmux_token_file)
+    if settings.tmux_token_file is not None and token is None:
+        problems.append(
+            f"ORCHESTRATOR_TMUX_TOKEN_FILE {settings.tmux_token_file} is missing or empty"
+        )
+    tmux = TmuxClient(settings.tmux_url, token)
+    return Orchestrator(settings, TicketStore(settings.data_dir), source, tmux, metrics, problems)
+
+
+def create_app(settings: Settings, startup_problems: list[str] | None = None) -> FastAPI:
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        orchestrator = build_orchestrator(settings, metrics, list(startup_problems or []))
+        app.state.orchestrator = orchestrator
+        await orchestrator.start()
+        for problem in orchestrator.problems():
+            log.warning("startup problem: %s", problem)
+        try:
+            yield
+        finally:
+            await orchestrator.stop()
+
+    app = FastAPI(title="aiwf orchestrator", version=__version__, lifespan=lifespan)
+    app.state.metrics = metrics
+    app.state.deliveries = webhooks.DeliveryLog()
+    origins = settings.cors_origin_list
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=[o for o in origins if o != "*"],
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Content-Type"],
+        )
+    app.include_router(health.router)
+    app.include_router(tickets.router)
+    app.include_router(webhooks.router)
+    return app

@@ -1,0 +1,215 @@
+"""Settings of the orchestrator, read from the environment (prefix ``ORCHESTRATOR_``).
+
+Plane credentials come from ``.claude.json`` (``mcpServers.plane.env``) and are overridden by the
+plain ``PLANE_API_KEY`` / ``PLANE_WORKSPACE_SLUG`` / ``PLANE_API_URL`` environment variables, or by
+``ORCHESTRATOR_PLANE_API_KEY_FILE`` for a key mounted as a secret file.
+
+Example::
+
+    ORCHESTRATOR_DATA_DIR=/tmp/data ORCHESTRATOR_MAX_ACTIVE=2 python -m orchestrator
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_AGENT_COMMAND = "claude {prompt}"
+PLANE_CLOUD_API = "https://api.plane.so"
+
+
+def _split(value: str) -> list[str]:
+    """Split a comma-separated setting into trimmed, non-empty items."""
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+class Settings(BaseSettings):
+    """Every knob of the daemon; README.md lists them with their defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="ORCHESTRATOR_", extra="ignore")
+
+    host: str = "0.0.0.0"
+    port: int = Field(default=5002, ge=1, le=65535)
+    data_dir: Path = Path("/app/data")
+    log_dir: Path = Path("/app/logs")
+    log_level: str = "INFO"
+
+    tmux_url: str = "http://tmux-sessions:5001"
+    tmux_token_file: Path | None = None
+
+    completion_dir: Path = Path("/tmp")
+    agent_completion_dir: Path | None = None
+    completion_archive_dir: Path | None = None
+    rescan_interval: float = Field(default=10.0, gt=0)
+
+    claude_json: Path = Path("/root/.claude.json")
+    tickets_dir: Path = Path("/app/tickets")
+    workspace: str = "/workspace"
+    agent_command: str = DEFAULT_AGENT_COMMAND
+    prompt_template_file: Path | None = None
+
+    cors_origins: str = ""
+    max_active: int = Field(default=3, ge=1)
+    session_time_limit: float = Field(default=4 * 3600, gt=0)
+    poll_interval: float = Field(default=60.0, gt=0)
+    session_check_interval: float = Field(default=5.0, gt=0)
+    tracker_retry_max_delay: float = Field(default=300.0, gt=0)
+
+    plane_projects: str = ""
+    select_state_groups: str = "backlog,unstarted"
+    select_states: str = ""
+    select_labels: str = "claude"
+    select_assignee: str = ""
+    started_state: str = ""
+    completed_state: str = ""
+    webhook_secret_file: Path | None = None
+
+    plane_api_key: str | None = Field(
+        default=None, validation_alias=AliasChoices("PLANE_API_KEY", "ORCHESTRATOR_PLANE_API_KEY")
+    )
+    plane_api_key_file: Path | None = None
+    plane_workspace_slug: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PLANE_WORKSPACE_SLUG", "ORCHESTRATOR_PLANE_WORKSPACE_SLUG"),
+    )
+    plane_api_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("PLANE_API_URL", "ORCHESTRATOR_PLANE_API_URL")
+    )
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return _split(self.cors_origins)
+
+    @property
+    def project_list(self) -> list[str]:
+        return _split(self.plane_projects)
+
+    @property
+    def state_group_list(self) -> list[str]:
+        return [group.lower() for group in _split(self.select_state_groups)]
+
+    @property
+    def state_name_list(self) -> list[str]:
+        return [name.lower() for name in _split(self.select_states)]
+
+    @property
+    def label_list(self) -> list[str]:
+        return [label.lower() for label in _split(self.select_labels)]
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.completion_archive_dir or self.data_dir / "completions"
+
+    @property
+    def agent_side_completion_dir(self) -> Path:
+        return self.agent_completion_dir or self.completion_dir
+
+
+@dataclass(frozen=True)
+class PlaneCredentials:
+    """What the Plane client needs; ``api_url`` always ends in ``/api/v1``."""
+
+    api_key: str = field(repr=False)
+    workspace_slug: str
+    api_url: str
+
+
+def normalise_api_url(url: str) -> str:
+    """Return the v1 API root for a Plane host or API URL.
+
+    >>> normalise_api_url("https://plane.example.com/")
+    'https://plane.example.com/api/v1'
+    """
+    url = url.rstrip("/")
+    if url.endswith("/api/v1"):
+        return url
+    if url.endswith("/api"):
+        return url + "/v1"
+    return url + "/api/v1"
+
+
+def _read_claude_json(path: Path, problems: list[str]) -> dict[str, str]:
+    """Return ``mcpServers.plane.env`` from ``.claude.json``, noting why it could not be read."""
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        problems.append(f"cannot read {path}: {exc.strerror}; fix its permissions or unset it")
+        return {}
+    try:
+        document = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        problems.append(
+            f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
+            "fix the file to use Plane"
+        )
+        return {}
+    env = (
+        document.get("mcpServers", {}).get("plane", {}).get("env", {})
+        if isinstance(document, dict)
+        else {}
+    )
+    if not isinstance(env, dict):
+        problems.append(f"{path}: mcpServers.plane.env must be an object of strings")
+        return {}
+    return {str(key): str(value) for key, value in env.items() if isinstance(value, str | int)}
+
+
+def load_plane_credentials(settings: Settings) -> tuple[PlaneCredentials | None, list[str]]:
+    """Resolve Plane credentials; ``None`` means the local ticket folder is the source.
+
+    Environment variables win over ``.claude.json``. Problems come back as sentences for
+    ``/health`` instead of exceptions, so a bad file never puts the daemon in a crash loop.
+    """
+    problems: list[str] = []
+    from_file = _read_claude_json(settings.claude_json, problems)
+    api_key = settings.plane_api_key or from_file.get("PLANE_API_KEY")
+    if settings.plane_api_key_file is not None:
+        try:
+            api_key = settings.plane_api_key_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            problems.append(
+                f"ORCHESTRATOR_PLANE_API_KEY_FILE {settings.plane_api_key_file}: {exc.strerror}"
+            )
+    slug = settings.plane_workspace_slug or from_file.get("PLANE_WORKSPACE_SLUG")
+    api_url = settings.plane_api_url or from_file.get("PLANE_API_URL") or PLANE_CLOUD_API
+    if not api_key:
+        if slug:
+            problems.append(
+                "PLANE_WORKSPACE_SLUG is set but PLANE_API_KEY is missing: add it to "
+                ".claude.json mcpServers.plane.env or the environment; "
+                "using the local ticket folder"
+            )
+        return None, problems
+    if not slug:
+        problems.append(
+            "PLANE_API_KEY is set but PLANE_WORKSPACE_SLUG is missing: add it to "
+            ".claude.json mcpServers.plane.env or the environment; using the local ticket folder"
+        )
+        return None, problems
+    return PlaneCredentials(api_key, slug, normalise_api_url(api_url)), problems
+
+
+def read_secret_file(path: Path | None) -> str | None:
+    """Read a secret from a mounted file, trimmed; ``None`` when unset or unreadable."""
+    if path is None:
+        return None
+    try:
+        return path.read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
+
+
+__all__ = [
+    "DEFAULT_AGENT_COMMAND",
+    "PlaneCredentials",
+    "Settings",
+    "load_plane_credentials",
+    "normalise_api_url",
+    "read_secret_file",
+]

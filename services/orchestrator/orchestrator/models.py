@@ -1,0 +1,132 @@
+"""Pydantic models: the ticket as served to the dashboard, and what the daemon stores with it.
+
+``Ticket`` is the public JSON contract (one shape for every list). ``TicketRecord`` adds the
+bookkeeping the daemon persists (upstream project, retry attempts, pending tracker updates).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now; every timestamp the daemon writes is UTC."""
+    return datetime.now(UTC)
+
+
+class TicketStatus(StrEnum):
+    PENDING = "pending"
+    QUEUED = "queued"
+    ACTIVE = "active"
+    OVERDUE = "overdue"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+
+RUNNING_STATUSES = frozenset({TicketStatus.ACTIVE, TicketStatus.OVERDUE})
+RETRYABLE_STATUSES = frozenset({TicketStatus.FAILED, TicketStatus.INTERRUPTED})
+
+Priority = Literal["urgent", "high", "medium", "low", "none"]
+TrackerOperation = Literal["start", "comment", "complete"]
+
+
+class TrackerSync(BaseModel):
+    """Whether the upstream tracker has been told what happened to the ticket."""
+
+    state: Literal["ok", "pending", "failed", "none"] = "none"
+    error: str | None = None
+    attempts: int = 0
+
+
+class UpstreamTicket(BaseModel):
+    """A ticket as a source reports it, before the daemon adds its own status."""
+
+    id: str
+    identifier: str
+    title: str
+    description: str = ""
+    priority: Priority = "none"
+    labels: list[str] = Field(default_factory=list)
+    state: str = ""
+    state_group: str | None = None
+    url: str | None = None
+    source: Literal["plane", "local"]
+    project_id: str | None = None
+    assignees: list[str] = Field(default_factory=list)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class Ticket(BaseModel):
+    """The ticket shape of the HTTP API (see the API contract)."""
+
+    id: str
+    identifier: str
+    title: str
+    description: str = ""
+    priority: Priority = "none"
+    labels: list[str] = Field(default_factory=list)
+    state: str = ""
+    state_group: str | None = None
+    url: str | None = None
+    source: Literal["plane", "local"]
+    status: TicketStatus = TicketStatus.PENDING
+    session_id: str | None = None
+    session_name: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    approved_at: datetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    summary: str | None = None
+    tracker_sync: TrackerSync = Field(default_factory=TrackerSync)
+    error: str | None = None
+
+
+class TicketRecord(Ticket):
+    """A ticket plus what the daemon must remember about it across restarts."""
+
+    project_id: str | None = None
+    attempt: int = 0
+    tracker_ops: list[TrackerOperation] = Field(default_factory=list)
+    next_tracker_try: datetime | None = None
+
+    @classmethod
+    def from_upstream(cls, upstream: UpstreamTicket) -> TicketRecord:
+        return cls(**upstream.model_dump(exclude={"assignees"}))
+
+    def refresh_from(self, upstream: UpstreamTicket) -> None:
+        """Take over the upstream fields of a newer copy, keeping the daemon's own fields."""
+        for name, value in upstream.model_dump(exclude={"assignees"}).items():
+            setattr(self, name, value)
+
+    def public(self) -> Ticket:
+        return Ticket.model_validate(self.model_dump(include=set(Ticket.model_fields)))
+
+
+class TicketList(BaseModel):
+    tickets: list[Ticket]
+    count: int
+
+
+class TicketEnvelope(BaseModel):
+    ticket: Ticket
+
+
+class Health(BaseModel):
+    status: Literal["healthy", "degraded", "unhealthy"]
+    tmux_service: bool
+    pending_count: int
+    active_count: int
+    completed_count: int
+    source: Literal["plane", "local"]
+    problems: list[str]
+
+
+class ErrorDetail(BaseModel):
+    detail: str

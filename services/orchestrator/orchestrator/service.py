@@ -1,0 +1,544 @@
+"""The orchestrator's domain logic: sync, approval queue, sessions, completions, tracker updates.
+
+All state changes run under one asyncio lock and are saved before the HTTP answer goes out, so
+what a client was told survives a crash. Slow upstream calls (Plane, tmux) for tracker updates run
+outside the lock.
+
+Example::
+
+    orchestrator = Orchestrator(settings, store, source, tmux, metrics)
+    await orchestrator.start()
+    ticket = await orchestrator.approve("WEB-1")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+from collections.abc import Coroutine
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Template
+from watchfiles import Change, awatch
+
+from orchestrator.completion import (
+    SETTLE_SECONDS,
+    CompletionNotReady,
+    CompletionRejected,
+    completion_ticket_id,
+    is_candidate,
+    move_aside,
+    read_summary,
+)
+from orchestrator.core.config import Settings
+from orchestrator.metrics import Metrics
+from orchestrator.models import (
+    RETRYABLE_STATUSES,
+    RUNNING_STATUSES,
+    TicketRecord,
+    TicketStatus,
+    TrackerSync,
+    UpstreamTicket,
+    utcnow,
+)
+from orchestrator.prompt import build_command, load_template, render_prompt
+from orchestrator.sources.base import SelectionRules, SourceError, TicketSource
+from orchestrator.store import FileName, ListName, TicketStore
+from orchestrator.tmux_client import TmuxClient, TmuxServiceError
+
+log = logging.getLogger(__name__)
+
+
+class TicketNotFound(Exception):
+    """No ticket with that id (HTTP 404)."""
+
+
+class TicketConflict(Exception):
+    """The ticket is not in a status that allows the action (HTTP 409)."""
+
+
+def session_name(ticket: TicketRecord) -> str:
+    """``claude-<IDENT>-<attempt>-<yyyymmdd-hhmmss>``, safe as a tmux session name.
+
+    >>> t = TicketRecord(id="x", identifier="WEB-12", title="t", source="local", attempt=1)
+    >>> session_name(t).startswith("claude-WEB-12-1-")
+    True
+    """
+    identifier = re.sub(r"[^A-Za-z0-9_-]", "-", ticket.identifier)
+    return f"claude-{identifier}-{ticket.attempt}-{utcnow():%Y%m%d-%H%M%S}"
+
+
+class Orchestrator:
+    """Owns the ticket lists and every background loop of the daemon."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: TicketStore,
+        source: TicketSource,
+        tmux: TmuxClient,
+        metrics: Metrics,
+        config_problems: list[str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.source = source
+        self.tmux = tmux
+        self.metrics = metrics
+        self.rules = SelectionRules(
+            state_groups=tuple(settings.state_group_list),
+            state_names=tuple(settings.state_name_list),
+            labels=tuple(settings.label_list),
+            assignee=settings.select_assignee,
+        )
+        self.config_problems = list(config_problems or [])
+        self.state_problems: list[str] = []
+        self.sync_problems: list[str] = []
+        self.tmux_problem: str | None = None
+        self.tmux_reachable = False
+        self.template: Template | None = None
+        self._lock = asyncio.Lock()
+        self._sync_requested = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._recheck_handle: asyncio.TimerHandle | None = None
+
+    # ----------------------------------------------------------------- lifecycle
+    async def start(self) -> None:
+        self.state_problems = self.store.load()
+        try:
+            self.template = load_template(self.settings.prompt_template_file)
+        except Exception as exc:
+            self.config_problems.append(
+                f"prompt template {self.settings.prompt_template_file} unusable: {exc}"
+            )
+        for folder in (self.settings.completion_dir, self.settings.archive_dir):
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                self.config_problems.append(f"cannot create {folder}: {exc.strerror}")
+        self._update_gauges()
+        self._spawn(self._loop(self.sync_once, self.settings.poll_interval, self._sync_requested))
+        self._spawn(self._loop(self.check_sessions, self.settings.session_check_interval))
+        self._spawn(self._loop(self.scan_completions, self.settings.rescan_interval))
+        self._spawn(self._watch_completions())
+        self._spawn(self._loop(self.push_tracker_updates, 1.0))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        await self.source.aclose()
+        await self.tmux.aclose()
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        self._tasks.append(asyncio.create_task(coroutine))
+
+    async def _loop(
+        self,
+        step: Any,
+        interval: float,
+        wake: asyncio.Event | None = None,
+    ) -> None:
+        """Run ``step`` now and every ``interval`` seconds (or when ``wake`` is set)."""
+        while True:
+            try:
+                await step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("background step %s failed", getattr(step, "__name__", step))
+            if wake is None:
+                await asyncio.sleep(interval)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=interval)
+            wake.clear()
+
+    def request_sync(self) -> None:
+        """Ask for a sync now (webhook); polling stays the safety net."""
+        self._sync_requested.set()
+
+    # ----------------------------------------------------------------- queries
+    def problems(self) -> list[str]:
+        found = [*self.config_problems, *self.state_problems, *self.sync_problems]
+        if self.tmux_problem:
+            found.append(self.tmux_problem)
+        return found
+
+    def _update_gauges(self) -> None:
+        self.metrics.pending.set(len(self.store.pending))
+        self.metrics.active.set(len(self.store.active))
+        self.metrics.completed.set(len(self.store.completed))
+
+    async def _save(self, *names: FileName) -> None:
+        await self.store.save(*names)
+        self._update_gauges()
+
+    # ----------------------------------------------------------------- sync
+    async def sync_once(self) -> None:
+        """Pull changed tickets from the source and fold them into the lists."""
+        try:
+            result = await self.source.fetch_changes(self.store.sync_marks)
+        except SourceError as exc:
+            self.sync_problems = [f"ticket sync failed: {exc}"]
+            log.warning("ticket sync failed: %s", exc)
+            return
+        async with self._lock:
+            touched: set[ListName] = set()
+            for upstream in result.tickets:
+                changed = self._apply_upstream(upstream)
+                if changed is not None:
+                    touched.add(changed)
+            self.store.sync_marks = result.marks
+            order: list[FileName] = [n for n in ("pending", "active", "completed") if n in touched]
+            await self._save(*order, "sync")
+        self.sync_problems = result.problems
+        if touched:
+            log.info(
+                "sync: %d tickets seen, lists changed: %s", len(result.tickets), sorted(touched)
+            )
+
+    def _apply_upstream(self, upstream: UpstreamTicket) -> ListName | None:
+        if upstream.id in self.store.dismissed:
+            return None
+        where = self.store.where(upstream.id)
+        if where is None:
+            if not self.rules.matches(upstream):
+                return None
+            self.store.pending[upstream.id] = TicketRecord.from_upstream(upstream)
+            return "pending"
+        record = self.store.lists()[where][upstream.id]
+        if where == "pending" and not self.rules.matches(upstream):
+            del self.store.pending[upstream.id]
+            return "pending"
+        if record.updated_at == upstream.updated_at:
+            return None
+        if (
+            record.updated_at is not None
+            and upstream.updated_at is not None
+            and upstream.updated_at < record.updated_at
+        ):
+            return None
+        state, group = record.state, record.state_group
+        record.refresh_from(upstream)
+        if where != "pending" and record.tracker_ops:
+            record.state, record.state_group = state, group
+        return where
+
+    # ----------------------------------------------------------------- actions
+    async def approve(self, ticket_id: str) -> TicketRecord:
+        async with self._lock:
+            record = self.store.pending.get(ticket_id)
+            if record is None:
+                if self.store.get(ticket_id) is None:
+                    raise TicketNotFound(ticket_id)
+                raise TicketConflict(f"ticket {ticket_id} is not pending")
+            record.status = TicketStatus.QUEUED
+            record.approved_at = utcnow()
+            record.error = None
+            self.store.active[ticket_id] = record
+            del self.store.pending[ticket_id]
+            await self._save("active", "pending")
+            self.metrics.approvals.inc()
+            await self._dispatch()
+            return record
+
+    async def reject(self, ticket_id: str) -> TicketRecord:
+        async with self._lock:
+            record = self.store.pending.get(ticket_id)
+            if record is None:
+                if self.store.get(ticket_id) is None:
+                    raise TicketNotFound(ticket_id)
+                raise TicketConflict(f"ticket {ticket_id} is not pending")
+            self.store.dismissed[ticket_id] = f"rejected {utcnow().isoformat()}"
+            del self.store.pending[ticket_id]
+            await self._save("dismissed", "pending")
+            return record
+
+    async def retry(self, ticket_id: str) -> TicketRecord:
+        async with self._lock:
+            record = self.store.get(ticket_id)
+            if record is None:
+                raise TicketNotFound(ticket_id)
+            if ticket_id not in self.store.active or record.status not in RETRYABLE_STATUSES:
+                raise TicketConflict(
+                    f"ticket {ticket_id} is {record.status.value}; only failed or interrupted "
+                    "tickets can be retried"
+                )
+            record.status = TicketStatus.QUEUED
+            record.approved_at = utcnow()
+            record.session_id = record.session_name = None
+            record.started_at = None
+            record.error = None
+            await self._save("active")
+            await self._dispatch()
+            return record
+
+    async def delete(self, ticket_id: str) -> None:
+        async with self._lock:
+            where = self.store.where(ticket_id)
+            if where is None:
+                raise TicketNotFound(ticket_id)
+            record = self.store.lists()[where][ticket_id]
+            if record.status in RUNNING_STATUSES and record.session_id:
+                try:
+                    await self.tmux.kill(record.session_id)
+                except TmuxServiceError as exc:
+                    log.warning("could not kill session of deleted ticket %s: %s", ticket_id, exc)
+            self.store.dismissed[ticket_id] = f"deleted {utcnow().isoformat()}"
+            del self.store.lists()[where][ticket_id]
+            await self._save("dismissed", where)
+            await self._dispatch()
+
+    # ----------------------------------------------------------------- sessions
+    async def _dispatch(self) -> None:
+        """Start queued tickets, oldest approval first, while the concurrency cap allows."""
+        running = sum(1 for t in self.store.active.values() if t.status in RUNNING_STATUSES)
+        queued = sorted(
+            (t for t in self.store.active.values() if t.status == TicketStatus.QUEUED),
+            key=lambda t: t.approved_at.timestamp() if t.approved_at else 0.0,
+        )
+        for record in queued[: max(0, self.settings.max_active - running)]:
+            if not await self._start_session(record):
+                break
+
+    async def _start_session(self, record: TicketRecord) -> bool:
+        if self.template is None:
+            record.error = "the prompt template is unusable; see /health"
+            await self._save("active")
+            return False
+        record.attempt += 1
+        name = session_name(record)
+        completion_file = str(
+            self.settings.agent_side_completion_dir / f"completion-{record.id}.txt"
+        )
+        prompt = render_prompt(self.template, record, completion_file)
+        command = build_command(
+            self.settings.agent_command,
+            {"prompt": prompt, "ticket_id": record.id, "completion_file": completion_file},
+        )
+        env = {"TICKET_ID": record.id, "COMPLETION_FILE": completion_file}
+        try:
+            session = await self.tmux.create(name, command, self.settings.workspace, env)
+        except TmuxServiceError as exc:
+            record.attempt -= 1
+            record.error = f"waiting for the tmux service: {exc}"
+            await self._save("active")
+            log.warning("could not start %s: %s", record.identifier, exc)
+            return False
+        record.session_id = str(session.get("id") or name)
+        record.session_name = str(session.get("name") or name)
+        record.started_at = utcnow()
+        record.status = TicketStatus.ACTIVE
+        record.error = None
+        if self.source.kind == "plane":
+            self._queue_tracker(record, "start")
+        await self._save("active")
+        log.info("started %s in session %s", record.identifier, record.session_name)
+        return True
+
+    async def check_sessions(self) -> None:
+        """Reconcile running tickets with live sessions, mark overdue ones, fill free slots."""
+        self.tmux_reachable = await self.tmux.healthy()
+        if not self.tmux_reachable:
+            self.tmux_problem = f"tmux-sessions service at {self.tmux.base_url} is unreachable"
+            return
+        running = [t for t in self.store.active.values() if t.status in RUNNING_STATUSES]
+        try:
+            sessions = await self.tmux.list() if running else []
+        except TmuxServiceError as exc:
+            self.tmux_problem = str(exc)
+            return
+        self.tmux_problem = None
+        alive = {str(s.get("id")) for s in sessions if s.get("alive", True)}
+        alive |= {str(s.get("name")) for s in sessions if s.get("alive", True)}
+        for record in running:
+            if record.session_id in alive:
+                continue
+            await self._handle_completion_file(
+                self.settings.completion_dir / f"completion-{record.id}.txt", settled=True
+            )
+        async with self._lock:
+            changed = False
+            limit = timedelta(seconds=self.settings.session_time_limit)
+            now = utcnow()
+            for record in list(self.store.active.values()):
+                if record.status not in RUNNING_STATUSES:
+                    continue
+                if record.session_id not in alive:
+                    record.status = TicketStatus.INTERRUPTED
+                    record.error = (
+                        f"session {record.session_name} ended without a completion; retry it"
+                    )
+                    changed = True
+                    log.warning("%s interrupted: session vanished", record.identifier)
+                elif (
+                    record.status == TicketStatus.ACTIVE
+                    and record.started_at is not None
+                    and now - record.started_at > limit
+                ):
+                    record.status = TicketStatus.OVERDUE
+                    record.error = f"running longer than {limit}"
+                    changed = True
+            if changed:
+                await self._save("active")
+            await self._dispatch()
+
+    # ----------------------------------------------------------------- completions
+    async def _watch_completions(self) -> None:
+        folder = self.settings.completion_dir
+        async for changes in awatch(
+            folder,
+            recursive=False,
+            watch_filter=lambda change, path: (
+                change != Change.deleted and is_candidate(os.path.basename(path))
+            ),
+        ):
+            for _change, path in changes:
+                await self._handle_completion_file(Path(path))
+
+    async def scan_completions(self) -> None:
+        """Periodic rescan: the safety net for missed inotify events and files from downtime."""
+        folder = self.settings.completion_dir
+        try:
+            names = sorted(entry.name for entry in os.scandir(folder) if is_candidate(entry.name))
+        except OSError as exc:
+            log.warning("cannot scan %s: %s", folder, exc)
+            return
+        for name in names:
+            await self._handle_completion_file(folder / name)
+
+    def _recheck_soon(self) -> None:
+        if self._recheck_handle is None or self._recheck_handle.cancelled():
+            loop = asyncio.get_running_loop()
+
+            def fire() -> None:
+                self._recheck_handle = None
+                self._spawn(self.scan_completions())
+
+            self._recheck_handle = loop.call_later(1.0, fire)
+
+    async def _handle_completion_file(self, path: Path, *, settled: bool = False) -> None:
+        async with self._lock:
+            if not os.path.lexists(path):
+                return
+            ticket_id = completion_ticket_id(path.name)
+            record = self.store.active.get(ticket_id) if ticket_id else None
+            try:
+                if ticket_id is None:
+                    raise CompletionRejected("bad_name", f"{path.name}: not a valid ticket id")
+                summary = read_summary(path, settle_seconds=0.0 if settled else SETTLE_SECONDS)
+            except CompletionNotReady:
+                self._recheck_soon()
+                return
+            except CompletionRejected as exc:
+                await self._set_aside(path, exc, record)
+                return
+            except OSError as exc:
+                log.warning("cannot read %s: %s", path, exc)
+                return
+            if record is None or record.status not in (*RUNNING_STATUSES, TicketStatus.INTERRUPTED):
+                known = self.store.get(ticket_id) if ticket_id else None
+                reason = (
+                    CompletionRejected("unknown_ticket", f"{path.name}: no such ticket")
+                    if known is None
+                    else CompletionRejected(
+                        "not_active", f"{path.name}: ticket is {known.status.value}, not active"
+                    )
+                )
+                await self._set_aside(path, reason, None)
+                return
+            await self._complete(record, summary)
+            move_aside(path, self.settings.archive_dir / "accepted")
+            await self._dispatch()
+
+    async def _complete(self, record: TicketRecord, summary: str) -> None:
+        now = utcnow()
+        record.status = TicketStatus.COMPLETED
+        record.summary = summary
+        record.completed_at = now
+        record.error = None
+        if self.source.kind == "plane":
+            self._queue_tracker(record, "comment", "complete")
+        self.store.completed[record.id] = record
+        del self.store.active[record.id]
+        await self._save("completed", "active")
+        self.metrics.completions.inc()
+        if record.started_at is not None:
+            self.metrics.session_duration.observe((now - record.started_at).total_seconds())
+        log.info("completed %s", record.identifier)
+
+    async def _set_aside(
+        self, path: Path, problem: CompletionRejected, record: TicketRecord | None
+    ) -> None:
+        target = move_aside(path, self.settings.archive_dir / "rejected")
+        self.metrics.rejected_completions.labels(reason=problem.reason).inc()
+        log.warning("completion file refused (%s); kept as %s", problem, target)
+        if record is not None and record.status in RUNNING_STATUSES:
+            record.error = f"completion refused: {problem}; kept as {target}"
+            await self._save("active")
+
+    # ----------------------------------------------------------------- tracker
+    def _queue_tracker(self, record: TicketRecord, *operations: Any) -> None:
+        record.tracker_ops.extend(operations)
+        record.tracker_sync = TrackerSync(state="pending", attempts=record.tracker_sync.attempts)
+        record.next_tracker_try = None
+
+    async def push_tracker_updates(self) -> None:
+        """Send queued tracker updates; a failure is kept, shown and retried with backoff."""
+        now = utcnow()
+        due = [
+            (name, t.id)
+            for name in ("active", "completed")
+            for t in self.store.lists()[name].values()  # type: ignore[index]
+            if t.tracker_ops and (t.next_tracker_try is None or t.next_tracker_try <= now)
+        ]
+        for list_name, ticket_id in due:
+            record = self.store.lists()[list_name].get(ticket_id)  # type: ignore[index]
+            if record is None or not record.tracker_ops:
+                continue
+            operation = record.tracker_ops[0]
+            working = record.model_copy(deep=True)
+            try:
+                if operation == "start":
+                    await self.source.mark_started(working)
+                elif operation == "comment":
+                    await self.source.post_comment(working, record.summary or "")
+                else:
+                    await self.source.mark_completed(working)
+                error = None
+            except SourceError as exc:
+                error = str(exc)
+            async with self._lock:
+                where = self.store.where(ticket_id)
+                if where is None:
+                    continue
+                current = self.store.lists()[where][ticket_id]
+                sync = current.tracker_sync
+                if error is None:
+                    if current.tracker_ops and current.tracker_ops[0] == operation:
+                        current.tracker_ops.pop(0)
+                    if operation != "comment":
+                        current.state, current.state_group = working.state, working.state_group
+                    current.tracker_sync = TrackerSync(
+                        state="pending" if current.tracker_ops else "ok",
+                        attempts=sync.attempts,
+                    )
+                else:
+                    self.metrics.tracker_failures.inc()
+                    attempts = sync.attempts + 1
+                    delay = min(self.settings.tracker_retry_max_delay, 2.0**attempts)
+                    current.tracker_sync = TrackerSync(
+                        state="failed", error=error, attempts=attempts
+                    )
+                    current.next_tracker_try = utcnow() + timedelta(seconds=delay)
+                    log.warning("tracker update %s for %s failed: %s", operation, ticket_id, error)
+                await self._save(where)
