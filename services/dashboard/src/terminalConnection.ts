@@ -5,7 +5,7 @@ import { backoffDelay, type BackoffOptions } from './backoff';
  *
  * Output arrives as binary frames (raw bytes); input and resizes leave as JSON
  * text frames. When the socket drops, it waits `backoffDelay(attempt)` and
- * tries again, reporting each step through `onStatus`, and sends the last
+ * tries again (the attempt count starts over once output flows again), reporting each step through `onStatus`, and sends the last
  * known size again once reconnected. A close code in `FINAL_CLOSE_CODES`
  * (session gone, not allowed) ends the connection for good.
  *
@@ -118,12 +118,14 @@ export class TerminalConnection {
     this.socket = socket;
     socket.onopen = () => {
       if (this.socket !== socket) return;
-      this.attempt = 0;
       this.setStatus({ kind: 'open' });
       if (this.size) this.send({ type: 'resize', ...this.size });
     };
     socket.onmessage = (event) => {
       if (this.socket !== socket) return;
+      // Output proves the attach worked; only then does the backoff start over,
+      // so a server that accepts and drops at once still gets growing delays.
+      this.attempt = 0;
       const bytes = toBytes(event.data);
       if (bytes) this.onOutput(bytes);
     };
