@@ -37,7 +37,7 @@ def silero_speech_spans(samples: Samples) -> SpeechSpans:
     return [(int(s["start"]), int(s["end"])) for s in get_speech_timestamps(samples, options)]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Cut:
     """Audio to transcribe: ``final`` ends utterance number ``index``, else it is a partial."""
 

@@ -4,8 +4,8 @@ The client sends 16 kHz mono s16le PCM as binary frames and may send the text fr
 ``{"type": "end"}`` to flush; the server answers with text frames
 ``{"type": "partial"|"final", "text": ..., "index": n, "duration": s}`` and, on trouble,
 ``{"type": "error", "detail": ...}``. Receiving never waits for a partial transcription: a
-partial runs in the background and is dropped when its utterance has already ended; finals are
-sent in order.
+partial runs in the background and is dropped when the final of its utterance has already
+been sent; finals are sent in order.
 
 Example (client side)::
 
@@ -48,6 +48,7 @@ class StreamSession:
         self._partial_task: asyncio.Task[None] | None = None
         self._send_lock = asyncio.Lock()
         self._received_seconds = 0.0
+        self._finals_sent = 0
 
     async def run(self) -> None:
         """Serve until the client disconnects or sends ``{"type": "end"}``."""
@@ -111,7 +112,7 @@ class StreamSession:
             )
         except ServerBusy:
             return  # partials are best effort; the final will be tried anyway
-        if cut.index == self.segmenter.index and transcript.text:
+        if cut.index >= self._finals_sent and transcript.text:
             await self._send(_result("partial", cut, transcript.text))
 
     async def _final(self, cut: Cut) -> None:
@@ -124,6 +125,7 @@ class StreamSession:
             await self._send(StreamError(detail=f"busy: {exc}", retry_after=retry))
             return
         await self._send(_result("final", cut, transcript.text))
+        self._finals_sent = cut.index + 1
 
     async def _send(self, message: StreamResult | StreamError) -> None:
         async with self._send_lock:
