@@ -39,19 +39,22 @@ async function until<T>(probe: () => T | undefined | false, what: string, timeou
   }
 }
 
-function connect(path = '/ws/sessions/s1') {
+function connect(path = '/ws/sessions/s1', checkBeforeRetry?: () => Promise<string | null>) {
   const output: string[] = [];
+  const notices: string[] = [];
   const statuses: ConnectionStatus[] = [];
   const decoder = new TextDecoder();
   connection = new TerminalConnection({
     url: `ws://127.0.0.1:${port}${path}`,
     onOutput: (bytes) => output.push(decoder.decode(bytes)),
     onStatus: (status) => statuses.push(status),
+    onNotice: (message) => notices.push(message),
+    ...(checkBeforeRetry ? { checkBeforeRetry } : {}),
     socketFactory: (url) => new WebSocket(url) as unknown as SocketLike,
     backoff: { baseMs: 20, maxMs: 100, jitter: 0 },
   });
   connection.connect();
-  return { conn: connection, output, statuses };
+  return { conn: connection, output, notices, statuses };
 }
 
 describe('TerminalConnection', () => {
@@ -115,6 +118,42 @@ describe('TerminalConnection', () => {
     await until(() => clients.length === 2 && conn.status.kind === 'open', 'the second connection');
     expect(clients.map((c) => c.url)).toEqual(['/ws/sessions/s1', '/ws/sessions/s1?mode=view']);
     await until(() => clients[0]!.socket.readyState === WebSocket.CLOSED, 'the first socket to close');
+  });
+
+  it('shows text frames as notices, never as terminal output', async () => {
+    const { output, notices } = connect();
+    await until(() => output.length === 1, 'the first screen');
+    clients[0]!.socket.send(JSON.stringify({ type: 'error', message: 'this viewer is read-only' }));
+    await until(() => notices.length === 1, 'the notice');
+    expect(notices).toEqual(['this viewer is read-only']);
+    expect(output).toEqual(['hello 1\r\n']);
+  });
+
+  it('stops retrying when the check says the session has ended', async () => {
+    let checks = 0;
+    const { conn, statuses } = connect('/ws/sessions/s1', async () => {
+      checks += 1;
+      return 'The session has ended.';
+    });
+    await until(() => conn.status.kind === 'open', 'open');
+    clients[0]!.socket.close(1000, 'session ended');
+    await until(() => conn.status.kind === 'closed', 'closed');
+    expect(conn.status).toEqual({ kind: 'closed', reason: 'The session has ended.' });
+    expect(checks).toBe(1);
+    expect(statuses.some((s) => s.kind === 'reconnecting')).toBe(false);
+  });
+
+  it('retries when the check finds the session still there', async () => {
+    let checks = 0;
+    const { conn, output } = connect('/ws/sessions/s1', async () => {
+      checks += 1;
+      return null;
+    });
+    await until(() => output.length === 1, 'the first screen');
+    clients[0]!.socket.terminate();
+    await until(() => output.includes('hello 2\r\n'), 'the second screen');
+    expect(checks).toBe(1);
+    expect(conn.status.kind).toBe('open');
   });
 
   it('does not send while disconnected', async () => {

@@ -36,6 +36,14 @@ export interface TerminalConnectionOptions {
   url: string;
   onOutput: (bytes: Uint8Array) => void;
   onStatus?: (status: ConnectionStatus) => void;
+  /** Text frames from the server are notices (`{"type":"error","message"}`), not output. */
+  onNotice?: (message: string) => void;
+  /**
+   * Asked after every unexpected close: a reason to stop (e.g. "the session
+   * no longer exists"), or null to retry. A refused handshake (401, 404) reaches
+   * the browser only as close code 1006, so this is how the app finds out.
+   */
+  checkBeforeRetry?: () => Promise<string | null>;
   socketFactory?: SocketFactory;
   backoff?: BackoffOptions;
 }
@@ -54,6 +62,8 @@ export class TerminalConnection {
   private url: string;
   private readonly onOutput: (bytes: Uint8Array) => void;
   private readonly onStatus: (status: ConnectionStatus) => void;
+  private readonly onNotice: (message: string) => void;
+  private readonly checkBeforeRetry: () => Promise<string | null>;
   private readonly socketFactory: SocketFactory;
   private readonly backoff: BackoffOptions;
   private socket: SocketLike | null = null;
@@ -67,6 +77,8 @@ export class TerminalConnection {
     this.url = options.url;
     this.onOutput = options.onOutput;
     this.onStatus = options.onStatus ?? (() => undefined);
+    this.onNotice = options.onNotice ?? (() => undefined);
+    this.checkBeforeRetry = options.checkBeforeRetry ?? (() => Promise.resolve(null));
     this.socketFactory = options.socketFactory ?? ((url) => new WebSocket(url) as SocketLike);
     this.backoff = options.backoff ?? {};
   }
@@ -123,6 +135,10 @@ export class TerminalConnection {
     };
     socket.onmessage = (event) => {
       if (this.socket !== socket) return;
+      if (typeof event.data === 'string') {
+        this.onNotice(noticeText(event.data));
+        return;
+      }
       // Output proves the attach worked; only then does the backoff start over,
       // so a server that accepts and drops at once still gets growing delays.
       this.attempt = 0;
@@ -139,11 +155,22 @@ export class TerminalConnection {
         this.setStatus({ kind: 'closed', reason: event.reason || final });
         return;
       }
-      this.scheduleRetry();
+      void this.retryUnlessStopped();
     };
     socket.onerror = () => {
       // Always followed by a close event, which decides what happens next.
     };
+  }
+
+  private async retryUnlessStopped(): Promise<void> {
+    const reason = await this.checkBeforeRetry().catch(() => null);
+    if (this.stopped || this.socket) return;
+    if (reason) {
+      this.stopped = true;
+      this.setStatus({ kind: 'closed', reason });
+      return;
+    }
+    this.scheduleRetry();
   }
 
   private scheduleRetry(): void {
@@ -179,8 +206,19 @@ export class TerminalConnection {
 function toBytes(data: unknown): Uint8Array | null {
   if (data instanceof ArrayBuffer) return new Uint8Array(data);
   if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  if (typeof data === 'string') return new TextEncoder().encode(data);
   return null;
+}
+
+function noticeText(text: string): string {
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (parsed && typeof parsed === 'object' && 'message' in parsed) {
+      return String((parsed as { message: unknown }).message);
+    }
+  } catch {
+    // plain text notice
+  }
+  return text;
 }
 
 /** `ws://host/ws/sessions/ID` (or wss:), with `?mode=view` when read-only. */

@@ -1,10 +1,11 @@
 import { useEffect, useRef, useState } from 'react';
 import { Terminal } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
-import { describe } from '../api';
+import { describe, type ApiClient } from '../api';
 import { sessionSocketUrl, TerminalConnection, type ConnectionStatus } from '../terminalConnection';
 
 interface Props {
+  api: ApiClient;
   sessionId: string;
   visible: boolean;
   /** Lets the parent type into this terminal (voice input); null on unmount. */
@@ -12,7 +13,7 @@ interface Props {
 }
 
 /** One xterm.js terminal attached to `/ws/sessions/{id}`, with its toolbar. */
-export function TerminalPane({ sessionId, visible, registerInput }: Props) {
+export function TerminalPane({ api, sessionId, visible, registerInput }: Props) {
   const hostRef = useRef<HTMLDivElement>(null);
   const termRef = useRef<Terminal | null>(null);
   const connRef = useRef<TerminalConnection | null>(null);
@@ -40,6 +41,16 @@ export function TerminalPane({ sessionId, visible, registerInput }: Props) {
       url: sessionSocketUrl(window.location, sessionId, readOnlyRef.current),
       onOutput: (bytes) => term.write(bytes),
       onStatus: setStatus,
+      onNotice: (message) => setNote(message),
+      checkBeforeRetry: async () => {
+        try {
+          const sessions = await api.sessions();
+          const session = sessions.find((s) => s.id === sessionId);
+          return session && session.alive ? null : 'The session has ended.';
+        } catch {
+          return null;
+        }
+      },
     });
     const dataSub = term.onData((data) => {
       if (!readOnlyRef.current) conn.sendInput(data);
@@ -74,7 +85,7 @@ export function TerminalPane({ sessionId, visible, registerInput }: Props) {
       connRef.current = null;
       fitRef.current = null;
     };
-  }, [sessionId, registerInput]);
+  }, [api, sessionId, registerInput]);
 
   useEffect(() => {
     if (!visible) return;

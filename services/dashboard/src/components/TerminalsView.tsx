@@ -133,7 +133,7 @@ export function TerminalsView({ api, visible, tabs, activeTab, onOpen, onSelect,
           </div>
         ) : null}
         {tabs.map((tab) => (
-          <TerminalPane key={tab.id} sessionId={tab.id} visible={visible && tab.id === activeTab} registerInput={registerInput} />
+          <TerminalPane key={tab.id} api={api} sessionId={tab.id} visible={visible && tab.id === activeTab} registerInput={registerInput} />
         ))}
       </section>
     </div>
