@@ -1,0 +1,1 @@
+"""Persistent tmux sessions over HTTP and WebSocket, and the login of the aiwf stack."""

@@ -1,0 +1,45 @@
+"""``python -m tmux_sessions``: serve on TMUX_SESSIONS_HOST:TMUX_SESSIONS_PORT with uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import uvicorn
+from pydantic import ValidationError
+
+from tmux_sessions.core.config import Settings
+from tmux_sessions.core.secrets import SecretFileError
+from tmux_sessions.fileio import StateFileError
+from tmux_sessions.main import create_app
+
+# Larger frames than this are refused by the WebSocket layer itself (close 1009);
+# input frames over 64 KiB are refused by the terminal route.
+WS_MAX_FRAME_BYTES = 1024 * 1024
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        settings = Settings()
+        app = create_app(settings)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = "TMUX_SESSIONS_" + ".".join(str(part) for part in first["loc"]).upper()
+        sys.exit(f"tmux-sessions: {field}: {first['msg']}")
+    except (SecretFileError, StateFileError) as error:
+        sys.exit(f"tmux-sessions: {error}")
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        ws_max_size=WS_MAX_FRAME_BYTES,
+        proxy_headers=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

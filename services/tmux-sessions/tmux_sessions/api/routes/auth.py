@@ -1,0 +1,82 @@
+"""Login for the whole stack; nginx asks ``/api/auth/check`` before every protected route."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+
+from fastapi import APIRouter, HTTPException, Request, Response
+
+from tmux_sessions.api.deps import COOKIE_NAME, Context, CurrentIdentity, identify, origin_problem
+from tmux_sessions.core.security import SessionClaims, sign_session
+from tmux_sessions.models import LoginRequest, Me
+from tmux_sessions.ratelimit import client_address
+
+router = APIRouter(prefix="/api/auth", tags=["auth"])
+
+
+def _client(request: Request, context: Context) -> str:
+    return client_address(
+        request.client.host if request.client else None,
+        request.headers.get("x-forwarded-for"),
+        request.headers.get("x-real-ip"),
+        trust_proxy=context.settings.trust_proxy_headers,
+    )
+
+
+@router.post("/login", status_code=204)
+async def login(body: LoginRequest, request: Request, context: Context) -> Response:
+    problem = origin_problem(request, context, required=False)
+    if problem:
+        raise HTTPException(403, f"Refused: {problem}.")
+    client = _client(request, context)
+    wait = context.login_limiter.retry_after(client)
+    if wait is not None:
+        raise HTTPException(
+            429,
+            f"Too many failed logins; try again in {math.ceil(wait)} s.",
+            headers={"Retry-After": str(math.ceil(wait))},
+        )
+    user = await asyncio.to_thread(context.users.authenticate, body.username, body.password)
+    if user is None:
+        context.login_limiter.record_failure(client)
+        raise HTTPException(401, "Wrong username or password.")
+    context.login_limiter.reset(client)
+    max_age = context.settings.session_max_age_seconds
+    claims = SessionClaims(user.username, user.password_version, int(time.time()) + max_age)
+    response = Response(status_code=204)
+    response.set_cookie(
+        COOKIE_NAME,
+        sign_session(claims, context.secrets.cookie_key),
+        max_age=max_age,
+        path="/",
+        secure=context.settings.cookie_secure,
+        httponly=True,
+        samesite="strict",
+    )
+    return response
+
+
+@router.post("/logout", status_code=204)
+async def logout(context: Context) -> Response:
+    response = Response(status_code=204)
+    response.delete_cookie(
+        COOKIE_NAME,
+        path="/",
+        secure=context.settings.cookie_secure,
+        httponly=True,
+        samesite="strict",
+    )
+    return response
+
+
+@router.get("/check", status_code=204)
+async def check(request: Request, context: Context) -> Response:
+    """204 for a valid cookie or token, 401 otherwise (nginx ``auth_request``)."""
+    return Response(status_code=204 if identify(request, context) else 401)
+
+
+@router.get("/me")
+async def me(identity: CurrentIdentity) -> Me:
+    return Me(username=identity.username)

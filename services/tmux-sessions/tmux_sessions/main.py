@@ -1,0 +1,100 @@
+"""The FastAPI application: ``create_app(Settings())`` reads secrets and state, then serves."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from tmux_sessions.api.context import AppContext
+from tmux_sessions.api.main import api_router
+from tmux_sessions.core.config import Settings
+from tmux_sessions.core.secrets import Secrets
+from tmux_sessions.ratelimit import LoginRateLimiter
+from tmux_sessions.sessions import InvalidSessionRequestError, SessionManager, UnknownSessionError
+from tmux_sessions.store import SessionStore
+from tmux_sessions.tmux import DuplicateSessionError, Tmux, TmuxError
+from tmux_sessions.users import UserStore
+
+log = logging.getLogger("tmux_sessions")
+
+
+def build_context(settings: Settings) -> AppContext:
+    """Read secrets and state files; raises SecretFileError/StateFileError with a clear line."""
+    secrets = Secrets.load(settings)
+    tmux = Tmux(settings.tmux_socket, settings.tmux_binary)
+    users = UserStore(settings.users_file)
+    created = users.ensure_bootstrap_user(settings.bootstrap_user, secrets.bootstrap_password)
+    if created is not None:
+        log.info(
+            "created the first user %r from TMUX_SESSIONS_BOOTSTRAP_PASSWORD_FILE", created.username
+        )
+    elif not users.list_users():
+        log.warning(
+            "users.json has no users: set TMUX_SESSIONS_BOOTSTRAP_PASSWORD_FILE or run "
+            "'python -m tmux_sessions.admin add-user NAME'"
+        )
+    manager = SessionManager(
+        tmux,
+        SessionStore(settings.sessions_file),
+        default_cwd=settings.working_directory,
+        dead_retention=settings.dead_session_retention,
+    )
+    limiter = LoginRateLimiter(settings.login_max_failures, settings.login_window_seconds)
+    return AppContext(settings, secrets, tmux, manager, users, limiter)
+
+
+def _one_sentence(error: RequestValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        location = ".".join(str(part) for part in item["loc"] if part != "body") or "body"
+        message = str(item["msg"]).removeprefix("Value error, ")
+        problems.append(f"{location}: {message}")
+    return "; ".join(problems)
+
+
+def _detail(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"detail": message}, status_code=status)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    context = build_context(settings or Settings())
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            records = await context.sessions.refresh()
+            log.info("reconciled %d sessions with tmux", len(records))
+        except TmuxError as error:
+            log.warning("could not reconcile sessions with tmux yet: %s", error)
+        yield
+
+    app = FastAPI(title="aiwf tmux-sessions", lifespan=lifespan)
+    app.state.context = context
+    app.include_router(api_router)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, error: RequestValidationError) -> JSONResponse:
+        return _detail(422, _one_sentence(error))
+
+    @app.exception_handler(UnknownSessionError)
+    async def _unknown(_: Request, error: UnknownSessionError) -> JSONResponse:
+        return _detail(404, f"{error.args[0]}.")
+
+    @app.exception_handler(InvalidSessionRequestError)
+    async def _invalid(_: Request, error: InvalidSessionRequestError) -> JSONResponse:
+        return _detail(422, str(error))
+
+    @app.exception_handler(DuplicateSessionError)
+    async def _duplicate(_: Request, error: DuplicateSessionError) -> JSONResponse:
+        return _detail(409, f"{error}; pick another name.")
+
+    @app.exception_handler(TmuxError)
+    async def _tmux(_: Request, error: TmuxError) -> JSONResponse:
+        return _detail(502, f"tmux refused: {error}")
+
+    return app

@@ -1,0 +1,126 @@
+"""Session operations behind the HTTP API: tmux plus the metadata store, under one lock."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tmux_sessions.models import SessionCreate
+from tmux_sessions.store import SessionRecord, SessionStore, reconcile
+from tmux_sessions.tmux import SessionNotFoundError, Tmux
+
+
+class UnknownSessionError(LookupError):
+    """No session with that id (or name)."""
+
+
+class InvalidSessionRequestError(ValueError):
+    """The request names something unusable; the message names the field."""
+
+
+def new_session_id() -> str:
+    """A short random id, e.g. ``'9f1c2b7a40de5a13'``."""
+    return secrets.token_hex(8)
+
+
+class SessionManager:
+    """List, create, find, kill and type into sessions; keeps sessions.json in step with tmux."""
+
+    def __init__(
+        self, tmux: Tmux, store: SessionStore, *, default_cwd: Path, dead_retention: int
+    ) -> None:
+        self.tmux = tmux
+        self.store = store
+        self.default_cwd = default_cwd
+        self.dead_retention = dead_retention
+        self._lock = asyncio.Lock()
+
+    async def _reconcile(self, extra: SessionRecord | None = None) -> list[SessionRecord]:
+        live = await self.tmux.list_sessions()
+        known = self.store.records + ([extra] if extra else [])
+        records, labels = reconcile(
+            known, live, new_id=new_session_id, dead_retention=self.dead_retention
+        )
+        for tmux_id, aiwf_id in labels:
+            try:
+                await self.tmux.set_aiwf_id(tmux_id, aiwf_id)
+            except SessionNotFoundError:
+                records = [record for record in records if record.id != aiwf_id]
+        self.store.replace_all(records)
+        return records
+
+    async def refresh(self) -> list[SessionRecord]:
+        """Every known session, live ones first; what tmux says wins."""
+        async with self._lock:
+            return await self._reconcile()
+
+    async def get(self, key: str, *, alive_only: bool = False) -> SessionRecord:
+        """A session by id, or by the name of a live session."""
+        records = await self.refresh()
+        for record in records:
+            if record.id == key:
+                if alive_only and not record.alive:
+                    break
+                return record
+        for record in records:
+            if record.alive and record.name == key:
+                return record
+        raise UnknownSessionError(f"no session {key!r}")
+
+    def _working_directory(self, cwd: str | None) -> Path:
+        if cwd is None:
+            return self.default_cwd
+        path = Path(cwd)
+        if not path.is_absolute():
+            raise InvalidSessionRequestError(f"cwd: {cwd!r} is not an absolute path")
+        if not path.is_dir():
+            raise InvalidSessionRequestError(f"cwd: {cwd} is not an existing directory")
+        return path
+
+    async def create(self, request: SessionCreate, *, created_by: str | None) -> SessionRecord:
+        cwd = self._working_directory(request.cwd)
+        session_id = new_session_id()
+        name = request.name or f"session-{session_id[:8]}"
+        async with self._lock:
+            await self.tmux.new_session(
+                name=name,
+                command=request.command,
+                cwd=cwd,
+                env=request.env,
+                cols=request.cols,
+                rows=request.rows,
+                aiwf_id=session_id,
+            )
+            record = SessionRecord(
+                id=session_id,
+                name=name,
+                created_at=datetime.now(UTC),
+                command=request.command,
+                cwd=str(cwd),
+                created_by=created_by,
+                ticket_id=request.ticket_id,
+            )
+            records = await self._reconcile(extra=record)
+        found = next((r for r in records if r.id == session_id), None)
+        return found or replace(record, alive=False)
+
+    async def delete(self, key: str) -> None:
+        """Kill the tmux session (when alive) and forget its metadata."""
+        record = await self.get(key)
+        async with self._lock:
+            if record.alive and record.tmux_id:
+                with contextlib.suppress(SessionNotFoundError):
+                    await self.tmux.kill_session(record.tmux_id)
+            self.store.replace_all([r for r in self.store.records if r.id != record.id])
+
+    async def send_input(self, key: str, data: str, *, enter: bool) -> None:
+        record = await self.get(key, alive_only=True)
+        assert record.tmux_id is not None
+        try:
+            await self.tmux.send_text(record.tmux_id, data, enter=enter)
+        except SessionNotFoundError:
+            raise UnknownSessionError(f"session {key!r} ended") from None
