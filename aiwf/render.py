@@ -1,9 +1,10 @@
 """Render the stack's files from the Jinja templates: pure functions of the config.
 
-:func:`render_all` turns one :class:`~aiwf.config.StackConfig` into file name -> text; the same
-config always gives the same bytes (no timestamps, sorted where order is free). :func:`write_rendered`
-puts the texts on disk atomically and reports, per file, whether it was created, changed or left as
-it was; :func:`compare_rendered` answers the same question without writing (``--dry-run``).
+:func:`render_all` turns one :class:`~aiwf.config.StackConfig` into file name -> text; the
+same config always gives the same bytes (no timestamps, sorted where order is free).
+:func:`write_rendered` puts the texts on disk atomically and reports, per file, whether it was
+created, changed or left as it was; :func:`compare_rendered` answers the same question without
+writing (``--dry-run``).
 
 What the files need beyond the config (the resolver nginx asks, the upstream addresses, where the
 certificates are) comes from a :class:`RenderContext`. Its defaults describe the containers of the
@@ -23,7 +24,7 @@ import os
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from enum import Enum
+from enum import StrEnum
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -98,7 +99,7 @@ class RenderContext:
         return cls(upstreams=upstreams)
 
     def with_changes(self, **changes: Any) -> RenderContext:
-        """A copy with some fields replaced; ``upstreams`` given here merge into the current ones."""
+        """A copy with fields replaced; ``upstreams`` given here merge into the current ones."""
         if "upstreams" in changes:
             changes["upstreams"] = {**self.upstreams, **changes["upstreams"]}
         return replace(self, **changes)
@@ -225,6 +226,7 @@ def optional_services(config: StackConfig) -> list[ServiceSpec]:
 @register_renderer("compose.yaml")
 def render_compose(config: StackConfig, context: RenderContext) -> str:
     """The compose file: the same containers the engine runs, from :func:`desired_services`."""
+    specs: list[tuple[ServiceSpec, tuple[str, ...]]]
     specs = [(spec, ()) for spec in desired_services(config)]
     specs += [(spec, (SPEECH_PROFILE,)) for spec in optional_services(config)]
     volumes = dict(stack_volumes(config))
@@ -268,7 +270,7 @@ def render_all(config: StackConfig, context: RenderContext | None = None) -> dic
     return {name: render(config, context) for name, render in renderers().items()}
 
 
-class FileState(str, Enum):
+class FileState(StrEnum):
     CREATED = "created"
     CHANGED = "changed"
     UNCHANGED = "unchanged"
