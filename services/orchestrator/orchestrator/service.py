@@ -108,7 +108,8 @@ class Orchestrator:
         self._recheck_handle: asyncio.TimerHandle | None = None
 
     # ----------------------------------------------------------------- lifecycle
-    async def start(self) -> None:
+    async def open(self) -> None:
+        """Load state and the prompt template; no background loop runs yet."""
         self.state_problems = self.store.load()
         try:
             self.template = load_template(self.settings.prompt_template_file)
@@ -122,6 +123,10 @@ class Orchestrator:
             except OSError as exc:
                 self.config_problems.append(f"cannot create {folder}: {exc.strerror}")
         self._update_gauges()
+
+    async def start(self) -> None:
+        """Open, then run sync, session checks, completion watching and tracker updates."""
+        await self.open()
         self._spawn(self._loop(self.sync_once, self.settings.poll_interval, self._sync_requested))
         self._spawn(self._loop(self.check_sessions, self.settings.session_check_interval))
         self._spawn(self._loop(self.scan_completions, self.settings.rescan_interval))
