@@ -1,0 +1,591 @@
+"""The backup archive format and its one implementation: create, verify, extract, scan, swap.
+
+This file uses the standard library only: it runs on the host (verification) and inside the
+helper container (``python3 /aiwf/archiver.py create ...``), where the volume is mounted.
+
+An archive is a POSIX (pax) tar stream, compressed with zstd or gzip::
+
+    .aiwf-backup/header.json     first: format, project, volume, stack version, time
+    data/...                     the volume's content (``data`` itself is the volume's root)
+    .aiwf-backup/manifest.json   last: the header again, then every entry with type, size, mode,
+                                 owner, mtime, sha256 (files) and target (links)
+
+The header comes first so a foreign archive is refused at once; the manifest comes last because
+the checksums are known only once every byte has been read, so one pass over the volume is enough.
+Verification streams the archive once, hashes every member and compares with the manifest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+FORMAT = "aiwf-backup/1"
+HEADER_NAME = ".aiwf-backup/header.json"
+MANIFEST_NAME = ".aiwf-backup/manifest.json"
+DATA = "data"
+CHUNK = 1 << 20
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+GZIP_MAGIC = b"\x1f\x8b"
+#: Left in a volume during a swap: its previous content, removed once the new content checks out.
+OLD_CONTENT_PREFIX = ".aiwf-previous-"
+
+Entry = dict[str, Any]
+
+
+class ArchiveError(Exception):
+    """The archive (or a restored tree) does not match what it claims; the message says why."""
+
+
+# --- entries: one description of a file, for archives and for trees on disk ----------
+
+
+def _entry(relative: str, info: os.stat_result, hardlinks: dict[tuple[int, int], str]) -> Entry:
+    entry: Entry = {
+        "path": relative,
+        "mode": stat.S_IMODE(info.st_mode),
+        "uid": info.st_uid,
+        "gid": info.st_gid,
+        "mtime": int(info.st_mtime),
+    }
+    if stat.S_ISDIR(info.st_mode):
+        entry["type"] = "dir"
+    elif stat.S_ISLNK(info.st_mode):
+        entry["type"] = "symlink"
+    elif stat.S_ISREG(info.st_mode):
+        key = (info.st_dev, info.st_ino)
+        if info.st_nlink > 1 and key in hardlinks:
+            entry["type"] = "hardlink"
+            entry["target"] = hardlinks[key]
+        else:
+            if info.st_nlink > 1:
+                hardlinks[key] = relative
+            entry["type"] = "file"
+            entry["size"] = info.st_size
+    elif stat.S_ISFIFO(info.st_mode):
+        entry["type"] = "fifo"
+    else:
+        entry["type"] = "other"  # sockets and devices are not backed up
+    return entry
+
+
+def walk(root: Path) -> Iterator[tuple[Path, Entry]]:
+    """Every entry under ``root`` (``root`` itself as ``.``), sorted, without following links."""
+    hardlinks: dict[tuple[int, int], str] = {}
+    yield root, _entry(".", os.lstat(root), hardlinks)
+    pending = [(root, "")]
+    while pending:
+        directory, prefix = pending.pop()
+        with os.scandir(directory) as scan:
+            children = sorted(scan, key=lambda item: item.name)
+        subdirectories = []
+        for child in children:
+            relative = f"{prefix}{child.name}"
+            entry = _entry(relative, child.stat(follow_symlinks=False), hardlinks)
+            if entry["type"] == "symlink":
+                entry["target"] = os.readlink(child.path)
+            yield Path(child.path), entry
+            if entry["type"] == "dir":
+                subdirectories.append((Path(child.path), f"{relative}/"))
+        pending.extend(reversed(subdirectories))
+
+
+def _comparable(entry: Entry) -> Entry:
+    """What must survive a round trip (directory mtimes change when children are written)."""
+    kept = {key: value for key, value in entry.items() if key != "mtime"}
+    if entry.get("type") == "file":
+        kept["mtime"] = entry.get("mtime")
+    return kept
+
+
+def compare(expected: list[Entry], actual: list[Entry], where: str) -> None:
+    """Raise :class:`ArchiveError` naming the first differences between two entry lists."""
+    wanted = {entry["path"]: _comparable(entry) for entry in expected}
+    found = {entry["path"]: _comparable(entry) for entry in actual}
+    problems = []
+    for path in sorted(wanted.keys() - found.keys())[:3]:
+        problems.append(f"{path}: missing")
+    for path in sorted(found.keys() - wanted.keys())[:3]:
+        problems.append(f"{path}: not in the manifest")
+    for path in sorted(wanted.keys() & found.keys()):
+        if wanted[path] != found[path]:
+            fields = sorted(
+                key
+                for key in wanted[path].keys() | found[path].keys()
+                if wanted[path].get(key) != found[path].get(key)
+            )
+            problems.append(f"{path}: {', '.join(fields)} differ")
+        if len(problems) >= 5:
+            break
+    if problems:
+        raise ArchiveError(f"{where} does not match its manifest: " + "; ".join(problems))
+
+
+def hash_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb", buffering=0) as stream:
+        while block := stream.read(CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def scan(root: Path) -> list[Entry]:
+    """The entries of a tree on disk, files hashed: what a restore must reproduce."""
+    entries = []
+    for path, entry in walk(root):
+        if entry["type"] == "file":
+            entry["sha256"] = hash_file(path)
+        entries.append(entry)
+    return entries
+
+
+# --- create ----------
+
+
+class _HashingReader:
+    """Reads a file for tarfile, hashing what it hands out; pads with zeros if the file shrank."""
+
+    def __init__(self, stream: IO[bytes], size: int) -> None:
+        self.stream = stream
+        self.remaining = size
+        self.digest = hashlib.sha256()
+        self.shrank = False
+
+    def read(self, size: int = -1) -> bytes:
+        wanted = self.remaining if size < 0 else min(size, self.remaining)
+        block = self.stream.read(wanted)
+        if len(block) < wanted:
+            self.shrank = True
+            block += b"\0" * (wanted - len(block))
+        self.remaining -= len(block)
+        self.digest.update(block)
+        return block
+
+
+def _tarinfo(entry: Entry) -> tarfile.TarInfo:
+    name = DATA if entry["path"] == "." else f"{DATA}/{entry['path']}"
+    info = tarfile.TarInfo(name)
+    info.mode = entry["mode"]
+    info.uid, info.gid = entry["uid"], entry["gid"]
+    info.uname = info.gname = ""
+    info.mtime = entry["mtime"]
+    kind = entry["type"]
+    if kind == "dir":
+        info.type = tarfile.DIRTYPE
+    elif kind == "symlink":
+        info.type, info.linkname = tarfile.SYMTYPE, entry["target"]
+    elif kind == "hardlink":
+        info.type, info.linkname = tarfile.LNKTYPE, f"{DATA}/{entry['target']}"
+    elif kind == "fifo":
+        info.type = tarfile.FIFOTYPE
+    else:
+        info.type, info.size = tarfile.REGTYPE, entry["size"]
+    return info
+
+
+def _json_member(name: str, value: Any) -> tuple[tarfile.TarInfo, bytes]:
+    data = json.dumps(value, sort_keys=True).encode()
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = len(data), 0o644, int(value.get("created_unix", 0))
+    return info, data
+
+
+def _compressor(path: Path, compression: str, level: int) -> subprocess.Popen[bytes]:
+    if compression == "zstd":
+        command = ["zstd", "-q", "-T0", f"-{level}", "-f", "-o", str(path)]
+        return subprocess.Popen(command, stdin=subprocess.PIPE)
+    output = open(path, "wb")  # noqa: SIM115 - handed to the child, closed right after
+    try:
+        return subprocess.Popen(
+            ["gzip", "-c", f"-{min(level, 9)}"], stdin=subprocess.PIPE, stdout=output
+        )
+    finally:
+        output.close()
+
+
+def create(source: Path, out: Path, compression: str, level: int, header: dict[str, Any]) -> Entry:
+    """Archive ``source`` into ``out``; return a summary (entries, bytes, files that shrank)."""
+    header = {**header, "format": FORMAT, "compression": compression}
+    process = _compressor(out, compression, level)
+    assert process.stdin is not None
+    entries: list[Entry] = []
+    skipped: list[str] = []
+    changed: list[str] = []
+    total = 0
+    try:
+        with tarfile.open(
+            fileobj=process.stdin,
+            mode="w|",
+            format=tarfile.PAX_FORMAT,
+            bufsize=CHUNK,
+        ) as tar:
+            tar.copybufsize = CHUNK  # type: ignore[attr-defined]
+            tar.addfile(*_member_stream(*_json_member(HEADER_NAME, header)))
+            for path, entry in walk(source):
+                if entry["type"] == "other":
+                    skipped.append(entry["path"])
+                    continue
+                info = _tarinfo(entry)
+                if entry["type"] == "file":
+                    with open(path, "rb") as stream:
+                        reader = _HashingReader(stream, entry["size"])
+                        tar.addfile(info, reader)  # type: ignore[arg-type]
+                    entry["sha256"] = reader.digest.hexdigest()
+                    total += entry["size"]
+                    if reader.shrank:
+                        changed.append(entry["path"])
+                else:
+                    tar.addfile(info)
+                entries.append(entry)
+            manifest = {**header, "entries": entries, "skipped": skipped, "changed": changed}
+            tar.addfile(*_member_stream(*_json_member(MANIFEST_NAME, manifest)))
+    finally:
+        process.stdin.close()
+        returncode = process.wait()
+    if returncode != 0:
+        raise ArchiveError(f"{compression} exited with status {returncode}")
+    with open(out, "rb") as written:
+        os.fsync(written.fileno())
+    return {"entries": len(entries), "bytes": total, "skipped": skipped, "changed": changed}
+
+
+def _member_stream(info: tarfile.TarInfo, data: bytes) -> tuple[tarfile.TarInfo, IO[bytes]]:
+    import io
+
+    return info, io.BytesIO(data)
+
+
+# --- read: verify and extract share one streaming pass ----------
+
+
+def _decompressor(path: Path) -> subprocess.Popen[bytes]:
+    try:
+        with open(path, "rb") as stream:
+            magic = stream.read(4)
+    except FileNotFoundError:
+        raise ArchiveError(f"{path}: no such file") from None
+    if magic.startswith(ZSTD_MAGIC):
+        command = ["zstd", "-dcq", str(path)]
+    elif magic.startswith(GZIP_MAGIC):
+        command = ["gzip", "-dc", str(path)]
+    else:
+        raise ArchiveError(f"{path}: not a zstd or gzip archive")
+    try:
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except FileNotFoundError:
+        raise ArchiveError(
+            f"{command[0]} is not installed; apt-get install -y {command[0]}"
+        ) from None
+
+
+@dataclass
+class ReadResult:
+    header: dict[str, Any]
+    manifest: dict[str, Any]
+
+
+def _safe_relative(name: str) -> str:
+    if name == DATA:
+        return "."
+    if not name.startswith(f"{DATA}/"):
+        raise ArchiveError(f"unexpected member {name!r}")
+    relative = name[len(DATA) + 1 :]
+    parts = relative.split("/")
+    if relative.startswith("/") or ".." in parts or "" in parts:
+        raise ArchiveError(f"unsafe member path {name!r}")
+    return relative
+
+
+def _member_entry(member: tarfile.TarInfo, relative: str) -> Entry:
+    entry: Entry = {
+        "path": relative,
+        "mode": member.mode,
+        "uid": member.uid,
+        "gid": member.gid,
+        "mtime": int(member.mtime),
+    }
+    if member.isdir():
+        entry["type"] = "dir"
+    elif member.issym():
+        entry["type"], entry["target"] = "symlink", member.linkname
+    elif member.islnk():
+        entry["type"], entry["target"] = "hardlink", _safe_relative(member.linkname)
+    elif member.isfifo():
+        entry["type"] = "fifo"
+    elif member.isreg():
+        entry["type"], entry["size"] = "file", member.size
+    else:
+        raise ArchiveError(f"{member.name}: unsupported member type")
+    return entry
+
+
+def read(
+    archive: Path,
+    expect_project: str | None = None,
+    expect_volume: str | None = None,
+    extract_to: Path | None = None,
+) -> ReadResult:
+    """Stream ``archive`` once: check the header, hash every member, compare with the manifest.
+
+    With ``extract_to`` (an empty directory) the content is also written there, owners numeric.
+    Raises :class:`ArchiveError` with the reason: corrupt, truncated, foreign, tampered.
+    """
+    process = _decompressor(archive)
+    assert process.stdout is not None and process.stderr is not None
+    header: dict[str, Any] | None = None
+    manifest: dict[str, Any] | None = None
+    found: list[Entry] = []
+    directories: list[tuple[Path, Entry]] = []
+    try:
+        try:
+            with tarfile.open(fileobj=process.stdout, mode="r|", bufsize=CHUNK) as tar:
+                for member in tar:
+                    if header is None:
+                        header = _read_header(tar, member, expect_project, expect_volume)
+                        continue
+                    if manifest is not None:
+                        raise ArchiveError(f"member {member.name!r} after the manifest")
+                    if member.name == MANIFEST_NAME:
+                        manifest = _read_json(tar, member)
+                        continue
+                    entry = _member_entry(member, _safe_relative(member.name))
+                    if entry["type"] == "file":
+                        entry["sha256"] = _consume(tar, member, extract_to, entry)
+                    elif extract_to is not None:
+                        _materialise(extract_to, entry, directories)
+                    found.append(entry)
+            while process.stdout.read(CHUNK):  # the zero padding after the end of the tar
+                pass
+        except (tarfile.TarError, EOFError, OSError) as error:
+            raise ArchiveError(
+                f"{archive.name}: damaged or truncated ({_decompressor_problem(process) or error})"
+            ) from None
+    finally:
+        process.stdout.close()
+        if sys.exc_info()[0] is not None:
+            process.kill()
+        returncode = process.wait()
+        process.stderr.close()
+    if returncode != 0:
+        detail = _decompressor_problem(process) or f"exit status {returncode}"
+        raise ArchiveError(f"{archive.name}: damaged or truncated ({detail})")
+    if header is None:
+        raise ArchiveError(f"{archive.name}: empty archive")
+    if manifest is None:
+        raise ArchiveError(f"{archive.name}: truncated, no manifest at its end")
+    for key in ("project", "volume", "created"):
+        if manifest.get(key) != header.get(key):
+            raise ArchiveError(f"{archive.name}: manifest and header disagree on {key}")
+    compare(manifest["entries"], found, archive.name)
+    if extract_to is not None:
+        for path, entry in reversed(directories):
+            _apply_attributes(path, entry)
+    return ReadResult(header=header, manifest=manifest)
+
+
+def _decompressor_problem(process: subprocess.Popen[bytes]) -> str:
+    """The decompressor's complaint (bad checksum, truncated input), once it has stopped."""
+    assert process.stderr is not None
+    if process.stderr.closed:
+        return getattr(process, "aiwf_problem", "")
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        return ""
+    lines = process.stderr.read().decode(errors="replace").strip().splitlines()
+    problem = lines[-1] if lines else ""
+    process.aiwf_problem = problem  # type: ignore[attr-defined]
+    return problem
+
+
+def _read_json(tar: tarfile.TarFile, member: tarfile.TarInfo) -> dict[str, Any]:
+    stream = tar.extractfile(member)
+    if stream is None:
+        raise ArchiveError(f"{member.name}: not a file")
+    try:
+        value = json.loads(stream.read())
+    except ValueError as error:
+        raise ArchiveError(f"{member.name}: not JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise ArchiveError(f"{member.name}: not a JSON object")
+    return value
+
+
+def _read_header(
+    tar: tarfile.TarFile,
+    member: tarfile.TarInfo,
+    expect_project: str | None,
+    expect_volume: str | None,
+) -> dict[str, Any]:
+    if member.name != HEADER_NAME:
+        raise ArchiveError("not an aiwf backup: it does not start with its header")
+    header = _read_json(tar, member)
+    if header.get("format") != FORMAT:
+        raise ArchiveError(f"unknown backup format {header.get('format')!r}, expected {FORMAT}")
+    if expect_project is not None and header.get("project") != expect_project:
+        raise ArchiveError(
+            f"archive belongs to project {header.get('project')!r}, not {expect_project!r}"
+        )
+    if expect_volume is not None and header.get("volume") != expect_volume:
+        raise ArchiveError(f"archive holds volume {header.get('volume')!r}, not {expect_volume!r}")
+    return header
+
+
+def _consume(
+    tar: tarfile.TarFile, member: tarfile.TarInfo, extract_to: Path | None, entry: Entry
+) -> str:
+    stream = tar.extractfile(member)
+    assert stream is not None
+    digest = hashlib.sha256()
+    if extract_to is None:
+        while block := stream.read(CHUNK):
+            digest.update(block)
+        return digest.hexdigest()
+    target = extract_to / entry["path"]
+    descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(descriptor, "wb") as output:
+        while block := stream.read(CHUNK):
+            digest.update(block)
+            output.write(block)
+        os.fchown(descriptor, entry["uid"], entry["gid"])
+        os.fchmod(descriptor, entry["mode"])
+    os.utime(target, (entry["mtime"], entry["mtime"]))
+    return digest.hexdigest()
+
+
+def _materialise(root: Path, entry: Entry, directories: list[tuple[Path, Entry]]) -> None:
+    target = root / entry["path"]
+    kind = entry["type"]
+    if kind == "dir":
+        if entry["path"] != ".":
+            target.mkdir(mode=0o700)
+        directories.append((target, entry))
+        return
+    if kind == "symlink":
+        os.symlink(entry["target"], target)
+        os.lchown(target, entry["uid"], entry["gid"])
+        os.utime(target, (entry["mtime"], entry["mtime"]), follow_symlinks=False)
+    elif kind == "hardlink":
+        os.link(root / entry["target"], target, follow_symlinks=False)
+    elif kind == "fifo":
+        os.mkfifo(target, 0o600)
+        _apply_attributes(target, entry)
+
+
+def _apply_attributes(path: Path, entry: Entry) -> None:
+    os.chown(path, entry["uid"], entry["gid"])
+    os.chmod(path, entry["mode"])
+    os.utime(path, (entry["mtime"], entry["mtime"]))
+
+
+# --- swap: replace a volume's content with a verified staging copy ----------
+
+
+def swap(staging: Path, target: Path, manifest: dict[str, Any], stamp: str) -> None:
+    """Make ``target`` hold exactly what ``staging`` holds, keeping the old content until it does.
+
+    The old content is moved aside inside ``target`` (a rename: instant, same filesystem), the
+    staging tree is copied in with ``cp -a`` and checked against the manifest; on any failure the
+    copy is removed and the old content moved back.
+    """
+    old = target / f"{OLD_CONTENT_PREFIX}{stamp}"
+    previous = [name for name in os.listdir(target) if not name.startswith(OLD_CONTENT_PREFIX)]
+    root_info = os.lstat(target)
+    old.mkdir(mode=0o700)
+    for name in previous:
+        os.rename(target / name, old / name)
+    try:
+        subprocess.run(["cp", "-a", "--", f"{staging}/.", f"{target}/"], check=True)
+        _apply_attributes(target, manifest["entries"][0])
+        restored = [
+            entry for entry in scan(target) if not entry["path"].startswith(OLD_CONTENT_PREFIX)
+        ]
+        compare(manifest["entries"], restored, "the restored volume")
+    except BaseException:
+        for name in os.listdir(target):
+            if name != old.name:
+                _remove(target / name)
+        for name in os.listdir(old):
+            os.rename(old / name, target / name)
+        old.rmdir()
+        os.chown(target, root_info.st_uid, root_info.st_gid)
+        os.chmod(target, stat.S_IMODE(root_info.st_mode))
+        raise
+    shutil.rmtree(old)
+    for name in os.listdir(target):  # content left by an earlier interrupted swap
+        if name.startswith(OLD_CONTENT_PREFIX):
+            _remove(target / name)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
+# --- command line (inside the helper container) ----------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``create``, ``verify``, ``extract`` and ``swap``; one JSON line on stdout either way."""
+    parser = argparse.ArgumentParser(prog="archiver")
+    commands = parser.add_subparsers(dest="command", required=True)
+    create_command = commands.add_parser("create")
+    create_command.add_argument("--source", type=Path, required=True)
+    create_command.add_argument("--out", type=Path, required=True)
+    create_command.add_argument("--compression", choices=("zstd", "gzip"), default="zstd")
+    create_command.add_argument("--level", type=int, default=3)
+    create_command.add_argument("--header", required=True, help="JSON object")
+    for name in ("verify", "extract"):
+        command = commands.add_parser(name)
+        command.add_argument("archive", type=Path)
+        command.add_argument("--project")
+        command.add_argument("--volume")
+        if name == "extract":
+            command.add_argument("--into", type=Path, required=True)
+    swap_command = commands.add_parser("swap")
+    swap_command.add_argument("--staging", type=Path, required=True)
+    swap_command.add_argument("--target", type=Path, required=True)
+    swap_command.add_argument("--manifest", type=Path, required=True)
+    swap_command.add_argument("--stamp", required=True)
+    arguments = parser.parse_args(argv)
+    try:
+        if arguments.command == "create":
+            result: Any = create(
+                arguments.source,
+                arguments.out,
+                arguments.compression,
+                arguments.level,
+                json.loads(arguments.header),
+            )
+        elif arguments.command in ("verify", "extract"):
+            into = getattr(arguments, "into", None)
+            outcome = read(arguments.archive, arguments.project, arguments.volume, into)
+            if into is not None:
+                compare(outcome.manifest["entries"], scan(into), "the restored copy")
+            result = {"header": outcome.header, "entries": len(outcome.manifest["entries"])}
+        else:
+            manifest = json.loads(arguments.manifest.read_text())
+            swap(arguments.staging, arguments.target, manifest, arguments.stamp)
+            result = {"swapped": str(arguments.target)}
+    except ArchiveError as error:
+        print(json.dumps({"ok": False, "error": str(error)}), flush=True)
+        return 1
+    print(json.dumps({"ok": True, "result": result}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

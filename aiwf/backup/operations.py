@@ -1,0 +1,493 @@
+"""Backup, verification and restore of the stack's volumes, each planned before it acts.
+
+A backup of a volume: quiesce the service writing it (``config.backup.policy``: pause, stop or
+none), archive it through a helper container made from the local base image into a partial file,
+resume the service (always, on failure too), verify the archive on the host, rename it to its final
+name, record the verification, then prune by retention.
+
+A restore: verify the archive (refusing a corrupt, truncated or foreign one), extract it into a new
+staging volume and check it there, stop the service, swap the staging copy in (the old content is
+kept until the new one checks out), start the service again, remove the staging volume.
+
+Example::
+
+    plan = plan_backup(config, ["plane-orchestrator-data"], out_dir=None)
+    print("\\n".join(plan.steps()))
+    results = apply_backup(config, plan)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiwf import __version__
+from aiwf.backup import archiver, store
+from aiwf.backup.engine import docker_client, engine_errors
+from aiwf.certs import write_file_atomically
+from aiwf.config import VOLUMES, StackConfig
+from aiwf.errors import BackupError, UsageError
+
+HELPER_ARCHIVER = "/aiwf/archiver.py"
+Progress = Callable[[str], None]
+
+
+def _quiet(message: str) -> None:
+    del message
+
+
+def volume_name(config: StackConfig, volume: str) -> str:
+    """The Docker volume behind a stack volume name (compose's ``<project>_<name>``)."""
+    method = getattr(config, "volume_name", None)
+    if callable(method):
+        return str(method(volume))
+    return f"{config.project}_{volume}"
+
+
+def helper_image() -> str:
+    """The local base image helper containers run (python3, tar, zstd); built when missing."""
+    override = os.environ.get("AIWF_HELPER_IMAGE")
+    if override:
+        return override
+    try:
+        from aiwf.engine.base_images import ensure_base_image  # type: ignore[import-not-found]
+    except ImportError:
+        raise BackupError(
+            "no helper image: aiwf.engine.base_images is not available; "
+            "set AIWF_HELPER_IMAGE to a local image with python3, tar and zstd"
+        ) from None
+    return str(ensure_base_image(docker_client(), "python"))
+
+
+def _backup_dir(config: StackConfig, out_dir: Path | None) -> Path:
+    directory = out_dir or config.paths.backup_dir
+    assert directory is not None
+    return directory.resolve()
+
+
+def _check_volumes(volumes: list[str]) -> list[str]:
+    unknown = [name for name in volumes if name not in VOLUMES]
+    if unknown:
+        raise UsageError(
+            f"unknown volume {', '.join(unknown)}; the stack's volumes are: {', '.join(VOLUMES)}"
+        )
+    return volumes or list(VOLUMES)
+
+
+def _existing_volume(config: StackConfig, volume: str) -> bool:
+    import docker.errors
+
+    with engine_errors(f"inspecting volume {volume_name(config, volume)}"):
+        try:
+            docker_client().volumes.get(volume_name(config, volume))
+        except docker.errors.NotFound:
+            return False
+    return True
+
+
+def _running_container(config: StackConfig, service: str) -> Any | None:
+    """The service's container when it is running (or paused), else None."""
+    name = config.container_name(service)
+    with engine_errors(f"looking up container {name}"):
+        for container in docker_client().containers.list(filters={"name": f"^/{name}$"}):
+            if container.name == name:
+                return container
+    return None
+
+
+# --- quiescing: pause or stop a service, and always bring it back ----------
+
+
+def _marker(backup_dir: Path, project: str) -> Path:
+    return backup_dir / f".aiwf-quiesced-{project}.json"
+
+
+@contextmanager
+def quiesced(
+    config: StackConfig, backup_dir: Path, service: str, action: str, progress: Progress
+) -> Iterator[None]:
+    """Pause or stop ``service`` inside the block; resume it afterwards, whatever happened.
+
+    A marker file names the container while it is quiesced, so a run that was killed outright
+    (no chance to resume) is repaired by the next one (:func:`recover_interrupted`).
+    """
+    container = _running_container(config, service) if action != "none" else None
+    if container is None:
+        yield
+        return
+    marker = _marker(backup_dir, config.project)
+    write_file_atomically(
+        marker,
+        json.dumps({"pid": os.getpid(), "container": container.name, "action": action}).encode(),
+    )
+    with engine_errors(f"{action} {container.name}"):
+        if action == "pause":
+            container.pause()
+        else:
+            container.stop(timeout=30)
+    progress(f"{action}d {container.name}")
+    try:
+        yield
+    finally:
+        with engine_errors(f"resuming {container.name}"):
+            if action == "pause":
+                container.unpause()
+            else:
+                container.start()
+        marker.unlink(missing_ok=True)
+        progress(f"resumed {container.name}")
+
+
+def recover_interrupted(config: StackConfig, backup_dir: Path, progress: Progress) -> None:
+    """Resume a container and remove partial archives left by a run that was killed."""
+    for partial in store.stale_partials(backup_dir):
+        partial.unlink(missing_ok=True)
+        progress(f"removed {partial.name}, left by an interrupted backup")
+    marker = _marker(backup_dir, config.project)
+    try:
+        record = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return
+    if store._alive(int(record.get("pid", 0))) and record.get("pid") != os.getpid():
+        return
+    import docker.errors
+
+    with engine_errors(f"resuming {record.get('container')}"):
+        try:
+            container = docker_client().containers.get(record["container"])
+        except docker.errors.NotFound:
+            container = None
+        if container is not None and container.status == "paused":
+            container.unpause()
+        elif container is not None and container.status in ("exited", "created"):
+            container.start()
+    marker.unlink(missing_ok=True)
+    progress(f"resumed {record.get('container')}, left quiesced by an interrupted run")
+
+
+# --- the helper container ----------
+
+
+def run_helper(
+    config: StackConfig, arguments: list[str], mounts: dict[str, dict[str, str]], image: str
+) -> dict[str, Any]:
+    """Run the archiver in a throwaway container; its JSON answer, or :class:`BackupError`.
+
+    The container has no network. It is removed afterwards, and killed if this process is
+    interrupted while it runs.
+    """
+    client = docker_client()
+    binds = {str(Path(archiver.__file__).resolve()): {"bind": HELPER_ARCHIVER, "mode": "ro"}}
+    binds.update(mounts)
+    with engine_errors("running the backup helper container"):
+        container = client.containers.create(
+            image,
+            ["python3", HELPER_ARCHIVER, *arguments],
+            volumes=binds,
+            labels={"aiwf.project": config.project, "aiwf.role": "backup-helper"},
+            network_mode="none",
+        )
+    try:
+        with engine_errors("running the backup helper container"):
+            container.start()
+            status = container.wait()
+            output = container.logs(stdout=True, stderr=False).decode(errors="replace")
+            errors = container.logs(stdout=False, stderr=True).decode(errors="replace")
+    finally:
+        with engine_errors("removing the backup helper container"):
+            container.remove(force=True)
+    lines = [line for line in output.splitlines() if line.startswith("{")]
+    answer: dict[str, Any] = json.loads(lines[-1]) if lines else {}
+    if status.get("StatusCode") != 0 or not answer.get("ok"):
+        reason = answer.get("error") or (errors.strip().splitlines() or ["no output"])[-1]
+        raise BackupError(reason)
+    result: dict[str, Any] = answer["result"]
+    return result
+
+
+# --- backup ----------
+
+
+@dataclass
+class VolumeBackup:
+    volume: str
+    docker_volume: str
+    service: str
+    action: str
+    archive: Path
+
+
+@dataclass
+class BackupPlan:
+    backup_dir: Path
+    items: list[VolumeBackup]
+    prune: bool = True
+
+    def steps(self) -> list[str]:
+        lines = []
+        for item in self.items:
+            if item.action != "none":
+                lines.append(f"{item.action} {item.service} while {item.volume} is archived")
+            lines.append(f"archive volume {item.docker_volume} -> {item.archive}")
+            lines.append(f"verify {item.archive.name} against its manifest")
+            if self.prune:
+                lines.append(f"prune old {item.volume} archives beyond retention")
+        return lines
+
+
+def plan_backup(
+    config: StackConfig, volumes: list[str], out_dir: Path | None, prune: bool = True
+) -> BackupPlan:
+    """Check every input (volume names, volumes present, output dir usable) and plan."""
+    names = _check_volumes(volumes)
+    backup_dir = _backup_dir(config, out_dir)
+    if backup_dir.exists() and not backup_dir.is_dir():
+        raise UsageError(f"--out {backup_dir}: not a directory")
+    missing = [name for name in names if not _existing_volume(config, name)]
+    if missing:
+        raise BackupError(
+            f"volume {', '.join(volume_name(config, name) for name in missing)} does not exist; "
+            "is the stack up (aiwf up)?"
+        )
+    now = dt.datetime.now(dt.UTC)
+    items = [
+        VolumeBackup(
+            volume=name,
+            docker_volume=volume_name(config, name),
+            service=VOLUMES[name],
+            action=config.backup.policy.get(name, "pause"),
+            archive=backup_dir
+            / store.archive_name(config.project, name, now, config.backup.compression),
+        )
+        for name in names
+    ]
+    return BackupPlan(backup_dir=backup_dir, items=items, prune=prune)
+
+
+def _header(config: StackConfig, volume: str, now: dt.datetime) -> dict[str, Any]:
+    return {
+        "project": config.project,
+        "volume": volume,
+        "stack_version": __version__,
+        "created": now.isoformat(),
+        "created_unix": int(now.timestamp()),
+    }
+
+
+def apply_backup(
+    config: StackConfig,
+    plan: BackupPlan,
+    image: str | None = None,
+    progress: Progress = _quiet,
+) -> list[Path]:
+    """Carry out ``plan``; the verified archives. No half archive ever has a final name."""
+    plan.backup_dir.mkdir(parents=True, exist_ok=True)
+    recover_interrupted(config, plan.backup_dir, progress)
+    image = image or helper_image()
+    made = []
+    for item in plan.items:
+        partial = item.archive.with_name(store.partial_name(item.archive.name))
+        created = dt.datetime.now(dt.UTC)
+        arguments = [
+            "create",
+            "--source",
+            "/data",
+            "--out",
+            f"/backup/{partial.name}",
+            "--compression",
+            config.backup.compression,
+            "--level",
+            str(config.backup.level),
+            "--header",
+            json.dumps(_header(config, item.volume, created)),
+        ]
+        mounts = {
+            item.docker_volume: {"bind": "/data", "mode": "ro"},
+            str(plan.backup_dir): {"bind": "/backup", "mode": "rw"},
+        }
+        try:
+            with quiesced(config, plan.backup_dir, item.service, item.action, progress):
+                summary = run_helper(config, arguments, mounts, image)
+            progress(f"archived {item.docker_volume}: {summary['entries']} entries")
+            result = archiver.read(partial, expect_project=config.project)
+        except archiver.ArchiveError as error:
+            partial.unlink(missing_ok=True)
+            raise BackupError(
+                f"{item.archive.name}: the new archive does not verify: {error}"
+            ) from None
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        os.replace(partial, item.archive)
+        store.record_verified(
+            item.archive, {"volume": item.volume, "entries": len(result.manifest["entries"])}
+        )
+        progress(f"verified {item.archive.name}")
+        made.append(item.archive)
+        if plan.prune:
+            for path in prune(config, plan.backup_dir, item.volume):
+                progress(f"pruned {path.name}")
+    return made
+
+
+def prune(config: StackConfig, backup_dir: Path, volume: str) -> list[Path]:
+    """Remove the volume's archives retention does not keep, only if the newest one verified."""
+    archives = store.list_archives(backup_dir, config.project, volume)
+    if not archives or archives[0].state != "verified":
+        return []
+    keep = store.to_keep(archives, config.backup.retention)
+    removed = []
+    for item in archives:
+        if item.path not in keep:
+            item.path.unlink(missing_ok=True)
+            store.record_path(item.path).unlink(missing_ok=True)
+            removed.append(item.path)
+    return removed
+
+
+# --- verify ----------
+
+
+def verify_archive(config: StackConfig, archive: Path) -> archiver.ReadResult:
+    """Check every checksum of ``archive`` against its manifest; refuse other projects' archives."""
+    try:
+        result = archiver.read(archive, expect_project=config.project)
+    except archiver.ArchiveError as error:
+        raise BackupError(f"{archive}: refused: {error}") from None
+    store.record_verified(archive, {"volume": result.header.get("volume")})
+    return result
+
+
+def restore_test(
+    config: StackConfig, archive: Path, image: str | None = None, progress: Progress = _quiet
+) -> None:
+    """Restore ``archive`` into a scratch volume, check it there, remove the scratch volume."""
+    with _scratch_volume(config, "restore-test") as scratch:
+        _extract_into(config, archive, scratch, image or helper_image())
+        progress(f"restored into scratch volume {scratch} and checked it")
+
+
+@contextmanager
+def _scratch_volume(config: StackConfig, purpose: str) -> Iterator[str]:
+    name = f"{config.project}_{purpose}-{store.stamp(dt.datetime.now(dt.UTC)).lower()}"
+    client = docker_client()
+    with engine_errors(f"creating volume {name}"):
+        volume = client.volumes.create(name, labels={"aiwf.project": config.project})
+    try:
+        yield name
+    finally:
+        with engine_errors(f"removing volume {name}"):
+            volume.remove(force=True)
+
+
+def _extract_into(config: StackConfig, archive: Path, volume: str, image: str) -> None:
+    mounts = {
+        volume: {"bind": "/staging", "mode": "rw"},
+        str(archive.parent.resolve()): {"bind": "/archive", "mode": "ro"},
+    }
+    arguments = ["extract", f"/archive/{archive.name}", "--project", config.project]
+    run_helper(config, [*arguments, "--into", "/staging"], mounts, image)
+
+
+# --- restore ----------
+
+
+@dataclass
+class RestorePlan:
+    archive: Path
+    volume: str
+    docker_volume: str
+    service: str
+    service_running: bool
+    volume_exists: bool
+    manifest: dict[str, Any] = field(repr=False)
+
+    def steps(self) -> list[str]:
+        entries = len(self.manifest["entries"])
+        lines = [
+            f"verified {self.archive.name}: {entries} entries of volume {self.volume}",
+            "create a staging volume, extract the archive into it and check it",
+        ]
+        if self.service_running:
+            lines.append(f"stop {self.service}")
+        if not self.volume_exists:
+            lines.append(f"create volume {self.docker_volume}")
+        lines.append(f"swap the staging copy into {self.docker_volume} (old content kept until ok)")
+        if self.service_running:
+            lines.append(f"start {self.service}")
+        lines.append("remove the staging volume")
+        return lines
+
+
+def plan_restore(config: StackConfig, archive: Path, volume: str | None) -> RestorePlan:
+    """Verify the archive fully (this is where a bad archive is refused) and plan the swap."""
+    if not archive.is_file():
+        raise UsageError(f"{archive}: no such archive")
+    if volume is not None:
+        _check_volumes([volume])
+    result = verify_archive(config, archive)
+    target = volume or str(result.header["volume"])
+    if target not in VOLUMES:
+        raise BackupError(f"{archive}: holds volume {target!r}, which this stack does not have")
+    service = VOLUMES[target]
+    return RestorePlan(
+        archive=archive.resolve(),
+        volume=target,
+        docker_volume=volume_name(config, target),
+        service=service,
+        service_running=_running_container(config, service) is not None,
+        volume_exists=_existing_volume(config, target),
+        manifest=result.manifest,
+    )
+
+
+def apply_restore(
+    config: StackConfig, plan: RestorePlan, image: str | None = None, progress: Progress = _quiet
+) -> None:
+    """Carry out ``plan``: staging copy checked, service stopped, swap, service started."""
+    image = image or helper_image()
+    backup_dir = _backup_dir(config, None)
+    backup_dir.mkdir(parents=True, exist_ok=True)
+    recover_interrupted(config, backup_dir, progress)
+    moment = store.stamp(dt.datetime.now(dt.UTC)).lower()
+    with _scratch_volume(config, f"{plan.volume}-staging") as staging:
+        _extract_into(config, plan.archive, staging, image)
+        progress(f"extracted into {staging} and checked it")
+        if not plan.volume_exists:
+            with engine_errors(f"creating volume {plan.docker_volume}"):
+                docker_client().volumes.create(
+                    plan.docker_volume, labels={"aiwf.project": config.project}
+                )
+        manifest_file = backup_dir / f".restore-{moment}.manifest.json"
+        write_file_atomically(manifest_file, json.dumps(plan.manifest).encode())
+        try:
+            with quiesced(config, backup_dir, plan.service, "stop", progress):
+                run_helper(
+                    config,
+                    [
+                        "swap",
+                        "--staging",
+                        "/staging",
+                        "--target",
+                        "/target",
+                        "--manifest",
+                        f"/work/{manifest_file.name}",
+                        "--stamp",
+                        moment,
+                    ],
+                    {
+                        staging: {"bind": "/staging", "mode": "ro"},
+                        plan.docker_volume: {"bind": "/target", "mode": "rw"},
+                        str(backup_dir): {"bind": "/work", "mode": "ro"},
+                    },
+                    image,
+                )
+                progress(f"swapped the restored content into {plan.docker_volume}")
+        finally:
+            manifest_file.unlink(missing_ok=True)
