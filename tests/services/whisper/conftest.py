@@ -38,6 +38,10 @@ def _run(*args: str) -> None:
     subprocess.run(args, check=True, capture_output=True)
 
 
+def _ffmpeg(source: Path, target: Path, *options: str) -> None:
+    _run("ffmpeg", "-loglevel", "error", "-i", str(source), *options, str(target))
+
+
 @pytest.fixture(scope="session")
 def sentences() -> dict[str, str]:
     """What each clip says, by clip name."""
@@ -55,14 +59,10 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name, text in SENTENCES.items():
         wav = root / f"{name}.wav"
         _run("espeak-ng", "-s", "150", "-w", str(wav), text)
-        _run("ffmpeg", "-loglevel", "error", "-i", str(wav), "-ar", "16000", "-ac", "1",
-             "-f", "s16le", str(root / f"{name}.pcm"))  # fmt: skip
-    _run("ffmpeg", "-loglevel", "error", "-i", str(root / "open.wav"), "-c:a", "libopus",
-         str(root / "open.webm"))  # fmt: skip
-    _run("ffmpeg", "-loglevel", "error", "-i", str(root / "weather.wav"), "-c:a", "libmp3lame",
-         str(root / "weather.mp3"))  # fmt: skip
-    _run("ffmpeg", "-loglevel", "error", "-i", str(root / "report.wav"), "-c:a", "libvorbis",
-         str(root / "report.ogg"))  # fmt: skip
+        _ffmpeg(wav, root / f"{name}.pcm", "-ar", "16000", "-ac", "1", "-f", "s16le")
+    _ffmpeg(root / "open.wav", root / "open.webm", "-c:a", "libopus")
+    _ffmpeg(root / "weather.wav", root / "weather.mp3", "-c:a", "libmp3lame", "-b:a", "96k")
+    _ffmpeg(root / "report.wav", root / "report.ogg", "-c:a", "libvorbis")
     # 22 s of speech for the queue test: long enough to be observed while it runs.
     long_text = " ".join(list(SENTENCES.values()) * 3)
     _run("espeak-ng", "-s", "150", "-w", str(root / "long.wav"), long_text)
