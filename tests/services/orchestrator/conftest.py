@@ -180,8 +180,12 @@ class Daemon:
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.port = free_port()
-        self.env = {**os.environ, **env, "ORCHESTRATOR_PORT": str(self.port),
-                    "ORCHESTRATOR_HOST": "127.0.0.1"}
+        self.env = {
+            **os.environ,
+            **env,
+            "ORCHESTRATOR_PORT": str(self.port),
+            "ORCHESTRATOR_HOST": "127.0.0.1",
+        }
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -244,3 +248,20 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, step: float = 
 @pytest.fixture
 def waiter() -> Callable[..., Any]:
     return wait_for
+
+
+@pytest.fixture
+def app_server() -> Iterator[Callable[[Settings], str]]:
+    """Serve ``create_app(settings)`` (lifespan included) on loopback; returns its base URL."""
+    from orchestrator.api.main import create_app
+
+    servers: list[ServerThread] = []
+
+    def serve(settings: Settings) -> str:
+        server = ServerThread(create_app(settings)).__enter__()
+        servers.append(server)
+        return server.url
+
+    yield serve
+    for server in servers:
+        server.__exit__(None, None, None)

@@ -67,9 +67,7 @@ class PlaneDouble:
             {"id": str(uuid.uuid4()), "name": name, "group": group, "sequence": 1000.0 * (i + 1)}
             for i, (name, group) in enumerate(STATE_GROUPS)
         ]
-        labels = [
-            {"id": str(uuid.uuid4()), "name": name} for name in ("claude", "bug", "frontend")
-        ]
+        labels = [{"id": str(uuid.uuid4()), "name": name} for name in ("claude", "bug", "frontend")]
         project = PlaneProjectData(str(uuid.uuid4()), identifier, states, labels)
         self.projects[project.id] = project
         return project

@@ -35,7 +35,10 @@ class TmuxDouble:
 
     def tmux(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            ["tmux", "-f", "/dev/null", "-S", str(self.socket), *args], capture_output=True, text=True, check=False
+            ["tmux", "-f", "/dev/null", "-S", str(self.socket), *args],
+            capture_output=True,
+            text=True,
+            check=False,
         )
 
     def live_names(self) -> set[str]:
