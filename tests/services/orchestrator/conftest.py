@@ -20,7 +20,6 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-
 from orchestrator.core.config import Settings
 from orchestrator.metrics import Metrics
 from orchestrator.service import Orchestrator

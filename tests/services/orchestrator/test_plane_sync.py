@@ -8,9 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from prometheus_client import generate_latest
-
 from orchestrator.models import TicketStatus
+from prometheus_client import generate_latest
 
 
 def plane_settings(make_settings: Callable[..., Any], plane: Any, **extra: Any) -> Any:
