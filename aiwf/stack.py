@@ -24,6 +24,9 @@ SECRETS_MOUNT = PurePosixPath("/run/secrets")
 GENERATED_SECRETS: tuple[str, ...] = ("session_key", "service_token", "admin_password")
 #: Where the nginx container reads what aiwf renders and the certificates.
 NGINX_CONF = PurePosixPath("/etc/nginx/nginx.conf")
+#: The rendered directory as the nginx container sees it; the image links ``NGINX_CONF`` into it.
+#: A directory (not the file) is mounted so that an atomic replace on the host is seen inside.
+NGINX_RENDERED = PurePosixPath("/etc/nginx/aiwf")
 NGINX_CERTS = PurePosixPath("/etc/nginx/certs")
 ACME_WEBROOT = PurePosixPath("/var/www/acme")
 #: The folder (under services/) holding each service's Dockerfile.
@@ -190,9 +193,7 @@ def _whisper(config: StackConfig) -> tuple[dict[str, str], list[Mount], list[str
 def _nginx(config: StackConfig) -> tuple[dict[str, str], list[Mount], list[str]]:
     paths = config.paths
     mounts = [
-        Mount(
-            source=str(rendered_dir(config) / "nginx.conf"), target=str(NGINX_CONF), read_only=True
-        ),
+        Mount(source=str(rendered_dir(config)), target=str(NGINX_RENDERED), read_only=True),
         Mount(source=str(paths.certs_dir), target=str(NGINX_CERTS), read_only=True),
         Mount(source=str(acme_webroot(config)), target=str(ACME_WEBROOT), read_only=True),
         Mount(source=str(paths.data_dir / "logs" / "nginx"), target="/var/log/nginx"),
