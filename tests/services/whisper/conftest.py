@@ -66,7 +66,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # 22 s of speech for the queue test: long enough to be observed while it runs.
     long_text = " ".join(list(SENTENCES.values()) * 3)
     _run("espeak-ng", "-s", "150", "-w", str(root / "long.wav"), long_text)
-    # 30 s of silence for the duration limit (still small: 16 kHz mono 8-bit).
+    # 30 s of silence for the duration limit (still small: 8 kHz mono 8-bit).
     _run("ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono",
          "-t", "30", "-c:a", "pcm_u8", str(root / "silence30.wav"))  # fmt: skip
     return root
