@@ -75,7 +75,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The embedded model, assembled once for the whole session."""
-    return assemble(tmp_path_factory.mktemp("model") / "whisper-base")
+    return Path(assemble(tmp_path_factory.mktemp("model") / "whisper-base"))
 
 
 def _words(text: str) -> list[str]:
