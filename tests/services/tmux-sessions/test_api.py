@@ -1,0 +1,307 @@
+"""The HTTP API against the real service process, a real tmux server and real HTTP."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+TOKEN = "service-token-for-tests-0123456789"
+PASSWORD = "bootstrap-password-1"
+ORIGIN = "https://aiwf.test"
+
+
+def eventually(check: Callable[[], bool], timeout: float = 15) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return check()
+
+
+def pane_text(service: Any, target: str) -> str:
+    return str(service.tmux("capture-pane", "-p", "-t", target + ":").stdout)
+
+
+# --- health --------------------------------------------------------------------------------
+
+
+def test_health_ok_without_any_session(service: Any) -> None:
+    response = httpx.get(service.base_url + "/health")
+    assert response.status_code == 200
+    assert response.text == "OK"
+    assert response.headers["content-type"].startswith("text/plain")
+
+
+def test_health_503_when_tmux_cannot_be_used(service_root: Path, service_factory: Any) -> None:
+    broken = service_factory(
+        service_root, {"TMUX_SESSIONS_TMUX_SOCKET": str(service_root / "absent" / "sock")}
+    )
+    response = httpx.get(broken.base_url + "/health")
+    assert response.status_code == 503
+    assert "absent" in response.text
+
+
+# --- login and the auth check --------------------------------------------------------------
+
+
+def test_login_sets_a_strict_http_only_cookie(service: Any) -> None:
+    with service.client() as client:
+        response = client.post("/api/auth/login", json={"username": "admin", "password": PASSWORD})
+        assert response.status_code == 204
+        cookie = response.headers["set-cookie"]
+        assert cookie.startswith("aiwf_session=")
+        for attribute in ("HttpOnly", "SameSite=strict", "Max-Age=43200", "Path=/"):
+            assert attribute in cookie
+        assert client.get("/api/auth/check").status_code == 204
+        assert client.get("/api/auth/me").json() == {"username": "admin"}
+        assert client.get("/api/sessions").status_code == 200
+        assert client.post("/api/auth/logout").status_code == 204
+        assert client.get("/api/auth/check").status_code == 401
+
+
+def test_check_refuses_anonymous_and_bad_credentials(service: Any) -> None:
+    with service.client() as client:
+        assert client.get("/api/auth/check").status_code == 401
+        assert client.get("/api/sessions").status_code == 401
+        bad = {"Authorization": "Bearer wrong-token-0000000000000"}
+        assert client.get("/api/auth/check", headers=bad).status_code == 401
+        forged = {"Cookie": "aiwf_session=YWRtaW58MXw5OTk5OTk5OTk5.AAAA"}
+        assert client.get("/api/auth/check", headers=forged).status_code == 401
+        good = {"Authorization": f"Bearer {TOKEN}"}
+        assert client.get("/api/auth/check", headers=good).status_code == 204
+        assert client.get("/api/auth/me", headers=good).json() == {"username": "service"}
+
+
+def test_wrong_password_then_lockout_per_client(service: Any) -> None:
+    wrong = {"username": "admin", "password": "not-the-password"}
+    right = {"username": "admin", "password": PASSWORD}
+    attacker = {"X-Forwarded-For": "6.6.6.6, 203.0.113.50"}
+    with service.client() as client:
+        for _ in range(3):
+            response = client.post("/api/auth/login", json=wrong, headers=attacker)
+            assert response.status_code == 401
+            assert response.json() == {"detail": "Wrong username or password."}
+        locked = client.post("/api/auth/login", json=right, headers=attacker)
+        assert locked.status_code == 429
+        assert int(locked.headers["Retry-After"]) > 0
+        # Forged entries left of nginx's own are ignored: still the same client.
+        spoofed = {"X-Forwarded-For": "9.9.9.9, 203.0.113.50"}
+        assert client.post("/api/auth/login", json=right, headers=spoofed).status_code == 429
+        other = {"X-Forwarded-For": "203.0.113.50, 198.51.100.1"}
+        assert client.post("/api/auth/login", json=right, headers=other).status_code == 204
+
+
+def test_unknown_user_is_the_same_401(service: Any) -> None:
+    with service.client() as client:
+        response = client.post("/api/auth/login", json={"username": "ghost", "password": "x" * 9})
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Wrong username or password."}
+
+
+def test_cookie_writes_from_a_foreign_origin_are_refused(service: Any) -> None:
+    cookie = service.login_cookie()
+    with service.client(cookies={"aiwf_session": cookie}) as client:
+        foreign = client.post(
+            "/api/sessions", json={"name": "x"}, headers={"Origin": "https://evil.example"}
+        )
+        assert foreign.status_code == 403
+        assert "evil.example" in foreign.json()["detail"]
+        same = client.post(
+            "/api/sessions", json={"command": "sleep 60"}, headers={"Origin": ORIGIN}
+        )
+        assert same.status_code == 201
+        assert same.json()["created_by"] == "admin"
+
+
+def test_bootstrap_user_created_only_once(service: Any) -> None:
+    users = json.loads((service.data_dir / "users.json").read_text())
+    assert list(users["users"]) == ["admin"]
+    assert users["users"]["admin"]["password_hash"].startswith("scrypt$")
+    assert PASSWORD not in (service.data_dir / "users.json").read_text()
+    (service.root / "secrets" / "password").write_text("a-different-password\n")
+    service.restart()
+    service.login_cookie(password=PASSWORD)
+
+
+# --- sessions ------------------------------------------------------------------------------
+
+
+def test_create_list_get_delete(service: Any) -> None:
+    created = service.create_session(
+        name="work-1", command="sleep 300", cwd=str(service.root), ticket_id="PROJ-7",
+        cols=100, rows=30,
+    )
+    assert created["name"] == "work-1" and created["alive"] is True
+    assert created["ticket_id"] == "PROJ-7" and created["created_by"] == "service"
+    assert created["cwd"] == str(service.root)
+    assert service.tmux("has-session", "-t", "=work-1").returncode == 0
+    width = service.tmux("display", "-p", "-t", "=work-1:", "#{window_width}").stdout.strip()
+    assert width == "100"
+    with service.token_client() as client:
+        listed = client.get("/api/sessions").json()
+        assert [s["id"] for s in listed] == [created["id"]]
+        assert client.get(f"/api/sessions/{created['id']}").json()["name"] == "work-1"
+        assert client.get("/api/sessions/work-1").json()["id"] == created["id"]
+        assert client.delete(f"/api/sessions/{created['id']}").status_code == 204
+        assert client.get(f"/api/sessions/{created['id']}").status_code == 404
+    assert service.tmux("has-session", "-t", "=work-1").returncode != 0
+    stored = json.loads((service.data_dir / "sessions.json").read_text())
+    assert stored["sessions"] == []
+
+
+def test_environment_and_working_directory_reach_the_session(service: Any) -> None:
+    workdir = service.root / "workdir"
+    workdir.mkdir()
+    created = service.create_session(
+        name="envtest", cwd=str(workdir), env={"AIWF_GREETING": "hello-from-env"},
+        command="sh -c 'echo \"$AIWF_GREETING\"; pwd; sleep 300'",
+    )
+    assert eventually(lambda: "hello-from-env" in pane_text(service, "=envtest"))
+    assert str(workdir) in pane_text(service, "=envtest")
+    assert created["command"].startswith("sh -c")
+
+
+def test_send_input_types_into_the_session(service: Any) -> None:
+    created = service.create_session(name="typing")
+    with service.token_client() as client:
+        response = client.post(
+            f"/api/sessions/{created['id']}/input", json={"data": "echo api$((2+3))", "enter": True}
+        )
+        assert response.status_code == 204
+    assert eventually(lambda: "api5" in pane_text(service, "=typing"))
+
+
+def test_long_input_arrives_whole(service: Any) -> None:
+    created = service.create_session(
+        name="long", command=f"sh -c 'stty -icanon -echo; cat > {service.root / 'out'}'"
+    )
+    text = "é" * 20_000 + "END"
+    with service.token_client() as client:
+        response = client.post(
+            f"/api/sessions/{created['id']}/input", json={"data": text, "enter": True}
+        )
+        assert response.status_code == 204
+    out = service.root / "out"
+    assert eventually(lambda: out.exists() and out.read_text().endswith("END\n"))
+    assert out.read_text() == text + "\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "reason"),
+    [
+        ({"name": "a:b"}, "name", "':'"),
+        ({"name": "a.b"}, "name", "'.'"),
+        ({"name": "bell\x07"}, "name", "control characters"),
+        ({"name": "n" * 65}, "name", "limit is 64"),
+        ({"cols": 0}, "cols", "greater than or equal to 1"),
+        ({"rows": 1001}, "rows", "less than or equal to 1000"),
+        ({"env": {"1BAD": "x"}}, "env", "must match"),
+        ({"cwd": "/definitely/not/here"}, "cwd", "not an existing directory"),
+        ({"cwd": "relative/dir"}, "cwd", "not an absolute path"),
+        ({"colour": "red"}, "colour", "Extra inputs"),
+    ],
+)
+def test_bad_create_requests_are_422_with_the_reason(
+    service: Any, body: dict[str, Any], field: str, reason: str
+) -> None:
+    with service.token_client() as client:
+        response = client.post("/api/sessions", json=body)
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert isinstance(detail, str)
+    assert detail.startswith(field) and reason in detail
+    assert service.tmux("ls").returncode != 0
+
+
+def test_duplicate_name_is_409(service: Any) -> None:
+    service.create_session(name="twin")
+    with service.token_client() as client:
+        response = client.post("/api/sessions", json={"name": "twin"})
+    assert response.status_code == 409
+    assert "twin" in response.json()["detail"]
+
+
+def test_unknown_session_is_404_everywhere(service: Any) -> None:
+    with service.token_client() as client:
+        assert client.get("/api/sessions/nope").status_code == 404
+        assert client.delete("/api/sessions/nope").status_code == 404
+        response = client.post("/api/sessions/nope/input", json={"data": "x"})
+        assert response.status_code == 404
+        assert response.json() == {"detail": "no session 'nope'."}
+
+
+def test_input_over_64_kib_is_422(service: Any) -> None:
+    created = service.create_session(name="big")
+    with service.token_client() as client:
+        response = client.post(f"/api/sessions/{created['id']}/input", json={"data": "€" * 30_000})
+    assert response.status_code == 422
+    assert "65536" in response.json()["detail"]
+
+
+def test_session_killed_from_tmux_is_reported_dead(service: Any) -> None:
+    created = service.create_session(name="doomed")
+    assert service.tmux("kill-session", "-t", "=doomed").returncode == 0
+    with service.token_client() as client:
+        got = client.get(f"/api/sessions/{created['id']}").json()
+        assert got["alive"] is False
+        response = client.post(f"/api/sessions/{created['id']}/input", json={"data": "x"})
+        assert response.status_code == 404
+        assert client.delete(f"/api/sessions/{created['id']}").status_code == 204
+        assert client.get("/api/sessions").json() == []
+
+
+def test_session_started_from_the_host_shell_is_listed(service: Any) -> None:
+    assert service.tmux("new-session", "-d", "-s", "from-host", "sleep 300").returncode == 0
+    with service.token_client() as client:
+        [listed] = client.get("/api/sessions").json()
+    assert listed["name"] == "from-host" and listed["alive"] is True
+    assert listed["created_by"] is None
+    label = service.tmux("show-options", "-v", "-t", "=from-host:", "@aiwf_id").stdout.strip()
+    assert label == listed["id"]
+
+
+def test_sessions_survive_a_service_restart(service: Any) -> None:
+    created = service.create_session(name="durable", ticket_id="PROJ-1")
+    service.restart()
+    with service.token_client() as client:
+        got = client.get(f"/api/sessions/{created['id']}").json()
+    assert got["alive"] is True and got["name"] == "durable"
+    assert got["created_by"] == "service" and got["ticket_id"] == "PROJ-1"
+
+
+def test_metadata_lost_is_rebuilt_from_tmux(service: Any) -> None:
+    created = service.create_session(name="orphan")
+    service.stop()
+    (service.data_dir / "sessions.json").unlink()
+    service.start()
+    with service.token_client() as client:
+        got = client.get(f"/api/sessions/{created['id']}").json()
+    assert got["name"] == "orphan" and got["alive"] is True
+
+
+# --- start-up errors -----------------------------------------------------------------------
+
+
+def test_missing_secret_file_stops_the_start_naming_setting_and_path(service_root: Path) -> None:
+    missing = service_root / "no-such-key"
+    env = {
+        "TMUX_SESSIONS_SECRET_KEY_FILE": str(missing),
+        "TMUX_SESSIONS_DATA_DIR": str(service_root / "data"),
+        "PATH": "/usr/bin:/bin",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "tmux_sessions"], env=env, capture_output=True, text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert f"TMUX_SESSIONS_SECRET_KEY_FILE: {missing} does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
