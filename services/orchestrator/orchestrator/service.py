@@ -111,6 +111,9 @@ class Orchestrator:
     async def open(self) -> None:
         """Load state and the prompt template; no background loop runs yet."""
         self.state_problems = self.store.load()
+        missing = self.store.missing_files()
+        if missing:
+            await self.store.save(*missing)
         try:
             self.template = load_template(self.settings.prompt_template_file)
         except Exception as exc:
@@ -202,9 +205,12 @@ class Orchestrator:
                 changed = self._apply_upstream(upstream)
                 if changed is not None:
                     touched.add(changed)
-            self.store.sync_marks = result.marks
             order: list[FileName] = [n for n in ("pending", "active", "completed") if n in touched]
-            await self._save(*order, "sync")
+            if result.marks != self.store.sync_marks:
+                self.store.sync_marks = result.marks
+                order.append("sync")
+            if order:
+                await self._save(*order)
         self.sync_problems = result.problems
         if touched:
             log.info(

@@ -110,6 +110,10 @@ class TicketStore:
         self._json_cache.clear()
         return problems
 
+    def missing_files(self) -> list[FileName]:
+        """State files not on disk yet (a fresh data directory gets all of them)."""
+        return [name for name, file in FILE_NAMES.items() if not (self.data_dir / file).exists()]
+
     def _read(self, name: FileName, problems: list[str]) -> Any:
         path = self.data_dir / FILE_NAMES[name]
         try:

@@ -31,11 +31,18 @@ class TicketFileError(ValueError):
     """A ticket file that cannot be used; the message names the file and the fix."""
 
 
+def _unquote(value: str) -> str:
+    """Drop one pair of matching surrounding quotes: ``"a 'b'"`` -> ``a 'b'``."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
+
+
 def _parse_list(value: str) -> list[str]:
     value = value.strip()
     if value.startswith("[") and value.endswith("]"):
         value = value[1:-1]
-    return [item.strip().strip("'\"") for item in value.split(",") if item.strip()]
+    return [_unquote(item.strip()) for item in value.split(",") if item.strip()]
 
 
 def parse_ticket_file(path: Path, text: str, modified: datetime) -> UpstreamTicket:
@@ -54,7 +61,7 @@ def parse_ticket_file(path: Path, text: str, modified: datetime) -> UpstreamTick
         key, separator, value = line.partition(":")
         if not separator:
             raise TicketFileError(f"{path}:{number}: expected 'key: value', got {line!r}")
-        fields[key.strip().lower()] = value.strip().strip("'\"")
+        fields[key.strip().lower()] = _unquote(value.strip())
     ticket_id = fields.get("id", "")
     if not TICKET_ID_PATTERN.match(ticket_id):
         raise TicketFileError(
