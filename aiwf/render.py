@@ -246,6 +246,22 @@ def render_compose(config: StackConfig, context: RenderContext) -> str:
     )
 
 
+@register_renderer(".env")
+def render_compose_env(config: StackConfig, context: RenderContext) -> str:
+    """The compose project name, read from ``.env`` beside ``compose.yaml``.
+
+    Debian's docker-compose 1.29 rejects a top-level ``name:`` key, while both it and Compose v2
+    read ``COMPOSE_PROJECT_NAME`` from the ``.env`` file of the project directory.
+    """
+    return f"# Rendered by aiwf.\nCOMPOSE_PROJECT_NAME={config.project}\n"
+
+
+def _logrotate_size(value: str) -> str:
+    """logrotate spells sizes ``100k``, ``100M``, ``1G``: ``100m`` becomes ``100M``."""
+    number, unit = (value[:-1], value[-1]) if value[-1].isalpha() else (value, "")
+    return number + {"k": "k", "m": "M", "g": "G"}.get(unit.lower(), "")
+
+
 @register_renderer("logrotate.conf")
 def render_logrotate(config: StackConfig, context: RenderContext) -> str:
     """Rotation of the orchestrator's log (inside its volume) and nginx's logs on the host."""
@@ -258,6 +274,7 @@ def render_logrotate(config: StackConfig, context: RenderContext) -> str:
         "logrotate.conf.j2",
         config=config,
         rotation=config.logrotate,
+        max_size=_logrotate_size(config.logrotate.max_size),
         orchestrator_logs=orchestrator_logs,
         nginx_logs=str(config.paths.data_dir / "logs" / "nginx") if "nginx" in enabled else None,
         nginx_container=config.container_name("nginx"),
