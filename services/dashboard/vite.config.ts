@@ -27,11 +27,7 @@ export function serviceProxy(env: Record<string, string>): Record<string, ProxyO
     '/api/reject/': toOrchestrator,
     '/api/retry/': toOrchestrator,
     '/api/tickets/': toOrchestrator,
-    '/api/whisper/': {
-      target: whisper,
-      changeOrigin: true,
-      rewrite: (path) => path.replace(/^\/api\/whisper/, ''),
-    },
+    '/api/whisper/': { target: whisper, changeOrigin: true },
     '/api/': { target: tmux, changeOrigin: false },
     '/ws/': { target: tmux, ws: true, changeOrigin: false },
   };
