@@ -6,11 +6,44 @@ prints the result. docker-py is imported only inside the engine functions these 
 
 from __future__ import annotations
 
-from typing import Annotated
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from aiwf.cli.context import AppContext
+
+if TYPE_CHECKING:
+    import docker
+
+    from aiwf.engine.converge import UpOutcome
+
+ServicesArg = Annotated[list[str] | None, typer.Argument(help="Services (default: all enabled).")]
+LockWait = Annotated[
+    float,
+    typer.Option("--wait-lock", help="Seconds to wait for another aiwf holding the deploy lock."),
+]
+
+
+def _client() -> docker.DockerClient:
+    from aiwf.engine.docker_client import connect
+
+    return connect()
+
+
+@contextmanager
+def _live(app: AppContext, title: str) -> Iterator[Callable[[str, str], None]]:
+    """A Rich status line that each progress callback updates: ``status(service, text)``."""
+    with app.console.status(title) as spinner:
+
+        def update(service: str, text: str) -> None:
+            spinner.update(f"{service}: {text[:110]}")
+            if text.startswith(("healthy", "failed", "reloaded", "removing", "up to date")):
+                app.console.print(f"  {service}: {text}")
+
+        yield update
 
 
 def base_images(
@@ -21,10 +54,9 @@ def base_images(
 ) -> None:
     """Build the local Debian base image when the engine lacks it; print its tag."""
     from aiwf.engine.base_images import ensure_base_image, find_base_image
-    from aiwf.engine.docker_client import connect
 
     app = AppContext.of(ctx)
-    client = connect()
+    client = _client()
     found = find_base_image(client, kind)
     if found:
         app.console.print(f"{found} (present)")
@@ -36,5 +68,298 @@ def base_images(
     app.console.print(f"{tag} (built)")
 
 
+def build(
+    ctx: typer.Context,
+    services: ServicesArg = None,
+    force: Annotated[bool, typer.Option("--force", help="Build even when up to date.")] = False,
+) -> None:
+    """Build the services' images (wheels and dist prepared on the host; no network inside)."""
+    from aiwf.engine.build import build_images
+    from aiwf.engine.lock import deploy_lock
+
+    app = AppContext.of(ctx)
+    config = app.config
+    client = _client()
+    with deploy_lock(config.paths.data_dir), _live(app, "building") as status:
+        built = build_images(client, config, services, status, force=force)
+    for name, image in built.items():
+        for note in image.notes:
+            app.console.print(f"note: {note}")
+        state = "built" if image.built else "up to date"
+        app.console.print(
+            f"{name}: {image.tag} {image.image_id[7:19]} ({state}, base {image.base})"
+        )
+
+
+def _print_outcome(app: AppContext, outcome: UpOutcome, dry_run: bool) -> None:
+    from aiwf.engine.converge import stack_url
+    from aiwf.engine.host import RESET_PASSWORD_HINT
+
+    config = app.config
+    for note in outcome.notes:
+        app.console.print(f"note: {note}")
+    if dry_run:
+        changes = outcome.plan.changes()
+        if not changes and not outcome.plan.missing_images:
+            app.console.print("nothing to do: the stack is as configured")
+        for line in outcome.plan.lines():
+            app.console.print(f"  {line}")
+        return
+    if not outcome.applied:
+        app.console.print("nothing to do: the stack is as configured")
+    else:
+        for step in outcome.applied:
+            app.console.print(f"  done: {step}")
+    admin = config.services.tmux_sessions.admin_user
+    if outcome.admin_password:
+        app.console.print(
+            f"\nfirst login: user [bold]{admin}[/] password [bold]{outcome.admin_password}[/] "
+            "(shown once; change it with: " + RESET_PASSWORD_HINT.format(user=admin) + ")"
+        )
+    app.console.print(f"open {stack_url(config)} (user {admin})")
+
+
+def up(
+    ctx: typer.Context,
+    services: ServicesArg = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and stop.")] = False,
+    build_images: Annotated[
+        bool, typer.Option("--build", help="Rebuild images whose sources changed first.")
+    ] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="The plan as JSON.")] = False,
+    wait_lock: LockWait = 0,
+) -> None:
+    """Bring the stack to the configured state: create, recreate, reload or nothing."""
+    from aiwf.engine.converge import up as converge_up
+
+    app = AppContext.of(ctx)
+    config = app.config
+    client = _client()
+    if dry_run or json_output:
+        outcome = converge_up(client, config, services, dry_run=True)
+    else:
+        with _live(app, "converging") as status:
+            outcome = converge_up(
+                client,
+                config,
+                services,
+                build=build_images,
+                status=status,
+                lock_timeout_s=wait_lock,
+            )
+    if json_output:
+        app.print_json(
+            {
+                "missing_images": outcome.plan.missing_images,
+                "steps": [step.as_dict() for step in outcome.plan.steps],
+            }
+        )
+        return
+    _print_outcome(app, outcome, dry_run)
+
+
+def down(
+    ctx: typer.Context,
+    volumes: Annotated[
+        bool, typer.Option("--volumes", help="Also delete the named volumes (their data!).")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before deleting.")] = False,
+    wait_lock: LockWait = 0,
+) -> None:
+    """Stop and remove the stack's containers and network; volumes only with --volumes."""
+    from aiwf.engine.converge import down as converge_down
+    from aiwf.stack import stack_volumes
+
+    app = AppContext.of(ctx)
+    config = app.config
+    if volumes and not yes:
+        names = ", ".join(stack_volumes(config).values())
+        typer.confirm(f"delete the volumes {names} and all their data?", abort=True)
+    client = _client()
+    with _live(app, "removing") as status:
+        removed = converge_down(
+            client,
+            config,
+            volumes=volumes,
+            status=status,
+            lock_timeout_s=wait_lock,
+        )
+    app.console.print(f"removed: {', '.join(removed)}" if removed else "nothing to remove")
+
+
+def restart(ctx: typer.Context, services: ServicesArg = None, wait_lock: LockWait = 0) -> None:
+    """Restart the running containers (all, or those named) and wait until healthy."""
+    from aiwf.engine.converge import restart as converge_restart
+
+    app = AppContext.of(ctx)
+    client = _client()
+    with _live(app, "restarting") as status:
+        done = converge_restart(client, app.config, services, status, wait_lock)
+    app.console.print(f"restarted: {', '.join(done)}" if done else "nothing running to restart")
+
+
+def rebuild(ctx: typer.Context, services: ServicesArg = None, wait_lock: LockWait = 0) -> None:
+    """Rebuild images and bring the services up again (all, or those named)."""
+    from aiwf.engine.converge import restart as converge_restart
+    from aiwf.engine.converge import up as converge_up
+
+    app = AppContext.of(ctx)
+    config = app.config
+    client = _client()
+    with _live(app, "rebuilding") as status:
+        outcome = converge_up(
+            client,
+            config,
+            services,
+            build=True,
+            status=status,
+            lock_timeout_s=wait_lock,
+        )
+        touched = {step.target for step in outcome.applied}
+        others = [s.service for s in outcome.plan.specs if s.service not in touched]
+        if others:
+            converge_restart(client, config, others, status, wait_lock)
+    _print_outcome(app, outcome, dry_run=False)
+
+
+def ps(
+    ctx: typer.Context,
+    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """The stack's containers: state, health, image."""
+    from aiwf.engine.observe import list_containers
+
+    app = AppContext.of(ctx)
+    config = app.config
+    containers = list_containers(_client(), config.project)
+    rows = [
+        {
+            "service": c.service,
+            "container": c.name,
+            "id": c.id[:12],
+            "state": c.state,
+            "health": c.health,
+            "status": c.status,
+            "image": c.image_id[7:19],
+            "hash": c.spec_hash[:12],
+        }
+        for c in containers
+    ]
+    if json_output:
+        app.print_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table("service", "container", "state", "health", "image", box=None)
+    for row in rows:
+        table.add_row(
+            row["service"], row["container"], row["state"], row["health"] or "-", row["image"]
+        )
+    app.console.print(table if rows else f"no containers of project {config.project}")
+
+
+def _container_of(app: AppContext, client: docker.DockerClient, service: str) -> str:
+    from aiwf.engine.observe import list_containers
+    from aiwf.errors import UsageError
+
+    for container in list_containers(client, app.config.project):
+        if container.service == service and container.name == app.config.container_name(service):
+            return container.id
+    raise UsageError(f"service {service} has no container; run `aiwf up` first")
+
+
+def logs(
+    ctx: typer.Context,
+    service: Annotated[str, typer.Argument(help="The service whose logs to show.")],
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing.")] = False,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only since: 10m, 2h or a unix time.")
+    ] = None,
+    tail: Annotated[int, typer.Option("--tail", help="Lines from the end (0: all).")] = 200,
+) -> None:
+    """A service's container output (stdout and stderr)."""
+    from aiwf.engine.docker_client import engine_errors
+
+    app = AppContext.of(ctx)
+    client = _client()
+    container = _container_of(app, client, service)
+    kwargs: dict[str, object] = {"stream": True, "follow": follow, "tail": tail or "all"}
+    if since:
+        kwargs["since"] = _since(since)
+    with engine_errors(f"logs of {service}"):
+        for chunk in client.api.logs(container, **kwargs):
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.flush()
+
+
+def _since(value: str) -> int:
+    import time
+
+    from aiwf.errors import UsageError
+
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if value[-1:] in units and value[:-1].isdigit():
+        return int(time.time()) - int(value[:-1]) * units[value[-1]]
+    if value.isdigit():
+        return int(value)
+    raise UsageError(f"--since {value!r}: give 30s, 10m, 2h, 1d or a unix time")
+
+
+def exec_command(
+    ctx: typer.Context,
+    service: Annotated[str, typer.Argument(help="The service to run the command in.")],
+    command: Annotated[list[str], typer.Argument(help="The command, after --.")],
+) -> None:
+    """Run a command in a service's container; exits with the command's status."""
+    from aiwf.engine.docker_client import engine_errors
+
+    app = AppContext.of(ctx)
+    client = _client()
+    container = _container_of(app, client, service)
+    with engine_errors(f"exec in {service}"):
+        exec_id = client.api.exec_create(container, command)["Id"]
+        for out, err in client.api.exec_start(exec_id, stream=True, demux=True):
+            if out:
+                sys.stdout.buffer.write(out)
+                sys.stdout.flush()
+            if err:
+                sys.stderr.buffer.write(err)
+                sys.stderr.flush()
+        code = client.api.exec_inspect(exec_id)["ExitCode"]
+    raise typer.Exit(int(code or 0))
+
+
+def show_history(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="The last N entries.")] = 50,
+    json_output: Annotated[bool, typer.Option("--json", help="JSON lines as stored.")] = False,
+) -> None:
+    """The audit log of changes aiwf applied to this stack."""
+    from aiwf.engine.history import read_history
+
+    app = AppContext.of(ctx)
+    entries = read_history(app.config.paths.data_dir, limit)
+    if json_output:
+        app.print_json(entries)
+        return
+    if not entries:
+        app.console.print("no changes recorded yet")
+    for entry in entries:
+        extra = f" ({entry['reason']})" if entry.get("reason") else ""
+        outcome = entry.get("outcome", "")
+        app.console.print(
+            f"{entry.get('time')} {entry.get('action')} {entry.get('target')}{extra} {outcome}"
+        )
+
+
 def register(app: typer.Typer) -> None:
     app.command("base-images")(base_images)
+    app.command("build")(build)
+    app.command("up")(up)
+    app.command("down")(down)
+    app.command("restart")(restart)
+    app.command("rebuild")(rebuild)
+    app.command("ps")(ps)
+    app.command("logs")(logs)
+    app.command("exec", context_settings={"allow_interspersed_args": False})(exec_command)
+    app.command("history")(show_history)
