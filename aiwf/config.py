@@ -217,11 +217,13 @@ class Speech(Strict):
     def _url_matches_mode(self) -> Speech:
         if self.mode == "remote" and not self.url:
             raise ValueError(
-                "speech.mode is 'remote' but speech.url is not set; give the upstream URL"
+                "speech.url: not set, but speech.mode is 'remote'; give the upstream URL, "
+                "e.g. http://gpu-host:8000"
             )
         if self.mode != "remote" and self.url:
             raise ValueError(
-                f"speech.url is set but speech.mode is '{self.mode}'; set mode: remote"
+                f"speech.url: set, but speech.mode is '{self.mode}'; set speech.mode: remote "
+                "or remove the URL"
             )
         return self
 
@@ -236,7 +238,9 @@ class Ports(Strict):
     @model_validator(mode="after")
     def _distinct(self) -> Ports:
         if self.http == self.https:
-            raise ValueError(f"http and https are both {self.http}; give them different ports")
+            raise ValueError(
+                f"ports.https: {self.https} is also ports.http; give them different ports"
+            )
         return self
 
 
@@ -255,7 +259,7 @@ class Tls(Strict):
     @model_validator(mode="after")
     def _mode_needs(self) -> Tls:
         if self.mode == "files" and not (self.cert_file and self.key_file):
-            raise ValueError("tls.mode is 'files': set both tls.cert_file and tls.key_file")
+            raise ValueError("tls.cert_file, tls.key_file: both required when tls.mode is 'files'")
         return self
 
 
@@ -363,10 +367,12 @@ class StackConfig(Strict):
         if not self.cors_origins:
             object.__setattr__(self, "cors_origins", self.default_origins())
         if self.tls.mode == "letsencrypt" and not self.tls.email:
-            raise ValueError("tls.mode is 'letsencrypt': set tls.email for the ACME account")
+            raise ValueError(
+                "tls.email: required when tls.mode is 'letsencrypt' (the ACME account's contact)"
+            )
         if self.tls.mode == "letsencrypt" and self.domains == ["localhost"]:
             raise ValueError(
-                "tls.mode is 'letsencrypt' but domains is only 'localhost'; list real names"
+                "domains: only 'localhost', but tls.mode is 'letsencrypt'; list the public names"
             )
         return self
 
