@@ -1,0 +1,496 @@
+"""The deploy of the stack onto one host, as pyinfra ``@deploy`` functions built from operations.
+
+:func:`deploy_stack` runs, for the current pyinfra host: pre-flight checks (facts only), the
+deploy lock, Docker and the host packages, directories, the rendered files, the certificate,
+aiwf itself (wheel into a venv, the sources it builds from, the host's settings), ``aiwf up`` on
+the host, the nightly backup timer and a final health check. Every step is idempotent::
+
+    from pyinfra import host
+    deploy_stack(HostInput.for_host(host))        # what deploy.py does
+"""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from io import StringIO
+from pathlib import Path, PurePosixPath
+from typing import Any, cast
+
+from pyinfra import logger
+from pyinfra.api.deploy import deploy
+from pyinfra.api.operation import OperationMeta
+from pyinfra.context import host
+from pyinfra.facts.deb import DebPackages
+from pyinfra.operations import apt, files, systemd
+
+from aiwf.config import StackConfig, validate
+from aiwf.deploy import lock, preflight
+from aiwf.deploy.artifacts import (
+    archive_destination,
+    build_wheel,
+    sha256_of,
+    source_archives,
+)
+from aiwf.deploy.facts import HostSurvey, LoginIdentity, Survey
+from aiwf.deploy.operations import (
+    converge_stack,
+    engine_answers,
+    install_wheel,
+    letsencrypt_certificate,
+    require_healthy,
+    unpack_archive,
+)
+from aiwf.deploy.settings import (
+    PLANE_KEY_NAME,
+    DeploySettings,
+    HostDefaults,
+    RemoteLayout,
+    host_config,
+    host_settings,
+    host_settings_text,
+    read_plane_key,
+)
+from aiwf.errors import AiwfError
+from aiwf.paths import project_root
+from aiwf.stack import acme_webroot, rendered_dir, secrets_dir
+
+#: Debian packages every host gets besides Docker.
+BASE_PACKAGES = (
+    "ca-certificates",
+    "python3",
+    "python3-venv",
+    "tmux",
+    "logrotate",
+    "zstd",
+    "curl",
+    "iproute2",
+)
+DOCKER_PACKAGES = {
+    "debian": ("docker.io",),
+    "docker": ("docker-ce", "docker-ce-cli", "containerd.io"),
+}
+
+
+@dataclass(frozen=True)
+class HostInput:
+    """What the deploy of one host starts from: its raw settings and how to install them."""
+
+    settings: dict[str, Any]
+    source: str
+    deploy: DeploySettings = field(default_factory=DeploySettings)
+    dry: bool = False
+
+    @property
+    def config(self) -> StackConfig:
+        """The settings validated as given (machine-dependent defaults still local)."""
+        return validate(self.settings, self.source)
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    """The wheel and source archives, built once per deploy run for every host."""
+
+    wheel: Path
+    archives: dict[str, Path]
+
+    def digest(self, path: Path) -> str:
+        return sha256_of(path)
+
+
+_BUILT: dict[tuple[str, ...], Artifacts] = {}
+
+
+def build_artifacts(folders: Sequence[str], root: Path | None = None) -> Artifacts:
+    """Build (once per process and set of service folders) what the hosts get uploaded."""
+    root = root or project_root()
+    key = (str(root), *sorted(folders))
+    if key not in _BUILT:
+        if "dashboard" in folders:
+            from aiwf.engine.build import ensure_dashboard_dist
+
+            ensure_dashboard_dist(root / "services" / "dashboard", lambda _s, _l: None)
+        out = Path(tempfile.mkdtemp(prefix="aiwf-deploy-"))
+        atexit.register(shutil.rmtree, out, True)
+        _BUILT[key] = Artifacts(
+            wheel=build_wheel(root, out / "wheel"),
+            archives=source_archives(root, sorted(folders), out / "sources"),
+        )
+    return _BUILT[key]
+
+
+def _fail_host(messages: Sequence[str]) -> None:
+    """Stop this host's deploy before any operation: one line per reason, other hosts go on."""
+    for message in messages:
+        logger.error(f"{host.print_prefix}{message}")
+    host.state.fail_hosts({host})  # type: ignore[no-untyped-call]
+
+
+def deploy_current_host(current: Any) -> None:
+    """``deploy.py``'s one call: this host's settings from the inventory, then the deploy."""
+    from aiwf.deploy.entry import host_input
+
+    try:
+        given = host_input(current)
+    except AiwfError as error:
+        _fail_host([str(error)])
+        return
+    deploy_stack(given=given)
+
+
+@deploy("Docker engine and host packages")
+def docker_engine(settings: DeploySettings, survey: Survey) -> list[OperationMeta]:
+    """Docker from Debian (``docker.io``) or Docker's apt repository, on and enabled at boot."""
+    wanted = [*BASE_PACKAGES, *DOCKER_PACKAGES[settings.docker_source], *settings.extra_packages]
+    installed = host.get_fact(DebPackages) or {}
+    missing = [name for name in wanted if name not in installed]
+    changes: list[OperationMeta] = []
+    if settings.docker_source == "docker":
+        distribution = survey.distribution
+        changes.append(
+            apt.key(
+                name="Docker's apt signing key",
+                src=f"{settings.docker_apt_url}/{distribution}/gpg",
+            )
+        )
+        changes.append(
+            apt.repo(
+                name="Docker's apt repository",
+                src=f"deb [arch=amd64] {settings.docker_apt_url}/{distribution} "
+                f"{_codename(survey)} stable",
+                filename="docker",
+            )
+        )
+    if missing:
+        apt.update(name="Update the apt package lists")
+        changes.append(apt.packages(name="Install Docker and the host packages", packages=missing))
+    if survey.systemd:
+        changes.append(
+            systemd.service(
+                name="Docker runs and starts at boot",
+                service="docker",
+                running=True,
+                enabled=True,
+            )
+        )
+    else:
+        logger.warning(
+            f"{host.print_prefix}systemd does not run here: Docker cannot be enabled at boot"
+        )
+        changes.append(engine_answers(name="Docker engine answers"))
+    return changes
+
+
+def _codename(survey: Survey) -> str:
+    return {"12": "bookworm", "13": "trixie", "24.04": "noble", "24.10": "oracular"}.get(
+        survey.version, "stable"
+    )
+
+
+@deploy("Directories")
+def directories(config: StackConfig, layout: RemoteLayout, settings: DeploySettings) -> None:
+    """Every folder the stack and aiwf use, with its owner and mode."""
+    paths = config.paths
+    private: list[object] = [
+        secrets_dir(config),
+        layout.secrets,
+        paths.certs_dir,
+        paths.backup_dir,
+    ]
+    shared: list[object] = [
+        paths.data_dir,
+        layout.root,
+        layout.root / "bin",
+        layout.dist,
+        layout.source,
+        layout.source / "services",
+        layout.settings_file.parent,
+        rendered_dir(config),
+        acme_webroot(config),
+        PurePosixPath(paths.data_dir) / "logs" / "nginx",
+    ]
+    working: list[object] = [paths.workspace, paths.tickets_dir, paths.completion_dir]
+    for folder in shared:
+        files.directory(name=f"Folder {folder}", path=str(folder), user="root", mode="755")
+    for folder in private:
+        files.directory(name=f"Private folder {folder}", path=str(folder), user="root", mode="700")
+    for folder in working:
+        files.directory(
+            name=f"Working folder {folder}", path=str(folder), user=settings.owner, mode="755"
+        )
+    files.directory(
+        name=f"tmux socket folder {paths.tmux_socket_dir}",
+        path=str(paths.tmux_socket_dir),
+        user="root",
+        mode="700",
+    )
+
+
+@deploy("Rendered files")
+def rendered_files(config: StackConfig, layout: RemoteLayout) -> list[OperationMeta]:
+    """nginx.conf and the compose file where the containers read them; logrotate's file."""
+    from aiwf.render import RenderContext, render_all
+
+    context = RenderContext.for_stack(config).with_changes(
+        services_dir=str(layout.source / "services")
+    )
+    texts = render_all(config, context)
+    changes = []
+    for name, text in texts.items():
+        if name == "logrotate.conf":
+            continue
+        changes.append(
+            files.put(
+                name=f"Rendered {name}",
+                src=StringIO(text),
+                dest=str(rendered_dir(config) / name),
+                user="root",
+                mode="644",
+            )
+        )
+    if "logrotate.conf" in texts:
+        files.put(
+            name="logrotate's file for the stack",
+            src=StringIO(texts["logrotate.conf"]),
+            dest=f"/etc/logrotate.d/aiwf-{config.project}",
+            user="root",
+            mode="644",
+        )
+    return changes
+
+
+@deploy("Application")
+def application(
+    config: StackConfig,
+    layout: RemoteLayout,
+    settings: dict[str, Any],
+    plane_key: str | None,
+    artifacts: Artifacts,
+) -> list[OperationMeta]:
+    """aiwf's wheel in a venv, the sources ``aiwf up`` builds from, the host's settings."""
+    changes = []
+    remote_wheel = layout.dist / artifacts.wheel.name
+    uploaded = files.put(
+        name="aiwf wheel uploaded",
+        src=str(artifacts.wheel),
+        dest=str(remote_wheel),
+        user="root",
+        mode="644",
+    )
+    changes += [
+        uploaded,
+        install_wheel(
+            name="aiwf installed in its venv",
+            venv=str(layout.venv),
+            wheel=str(remote_wheel),
+            digest=artifacts.digest(artifacts.wheel),
+        ),
+    ]
+    for key, archive in artifacts.archives.items():
+        remote = layout.dist / archive.name
+        files.put(
+            name=f"{archive_destination(key)} sources uploaded",
+            src=str(archive),
+            dest=str(remote),
+            user="root",
+            mode="644",
+        )
+        changes.append(
+            unpack_archive(
+                name=f"{archive_destination(key)} sources in place",
+                archive=str(remote),
+                destination=str(layout.source / archive_destination(key)),
+                digest=artifacts.digest(archive),
+            )
+        )
+    changes.append(
+        files.put(
+            name="Host settings",
+            src=StringIO(host_settings_text(settings)),
+            dest=str(layout.settings_file),
+            user="root",
+            mode="600",
+        )
+    )
+    files.put(
+        name="aiwf command for this host",
+        src=StringIO(_command_script(layout)),
+        dest=str(layout.command),
+        user="root",
+        mode="755",
+    )
+    if plane_key is not None:
+        changes.append(
+            files.put(
+                name="Plane API key",
+                src=StringIO(plane_key + "\n"),
+                dest=str(layout.secrets / PLANE_KEY_NAME),
+                user="root",
+                mode="600",
+            )
+        )
+    return changes
+
+
+def _command_script(layout: RemoteLayout) -> str:
+    return (
+        "#!/bin/sh\n"
+        "# aiwf with this host's settings; written by the aiwf deploy.\n"
+        f"AIWF_ROOT={layout.source} exec {layout.venv}/bin/aiwf "
+        f'--inventory {layout.settings_file} "$@"\n'
+    )
+
+
+@deploy("Nightly backup")
+def backup_timer(config: StackConfig, layout: RemoteLayout, survey: Survey) -> None:
+    """The backup service and timer units; enabled where systemd runs."""
+    from aiwf.backup.schedule import unit_name
+    from aiwf.render import render_template
+
+    unit = unit_name(config)
+    values = {
+        "project": config.project,
+        "unit": unit,
+        "schedule": config.backup.schedule,
+        "command": f"{layout.command} backup",
+    }
+    written = [
+        files.put(
+            name=f"{unit}.{kind} unit",
+            src=StringIO(render_template(f"backup.{kind}.j2", **values)),
+            dest=f"/etc/systemd/system/{unit}.{kind}",
+            user="root",
+            mode="644",
+        )
+        for kind in ("service", "timer")
+    ]
+    if survey.systemd:
+        systemd.service(
+            name="Backup timer enabled",
+            service=f"{unit}.timer",
+            running=True,
+            enabled=True,
+            daemon_reload=any(unit_file.changed for unit_file in written),
+        )
+
+
+@deploy("Certificate")
+def certificate(config: StackConfig, layout: RemoteLayout) -> list[OperationMeta]:
+    """Let's Encrypt through certbot on the host; self-signed ones are made by ``aiwf up``."""
+    if config.tls.mode != "letsencrypt":
+        return []
+    return [
+        apt.packages(name="certbot", packages=["certbot"]),
+    ]
+
+
+def _needs_issue(config: StackConfig) -> Any:
+    from aiwf.certs import certificate_names
+
+    wanted = certificate_names(config)[: len(config.domains)]
+
+    def check(pem: str | None) -> bool:
+        if not pem:
+            return True
+        import datetime as dt
+
+        from cryptography import x509
+
+        try:
+            leaf = x509.load_pem_x509_certificates(pem.encode())[0]
+        except ValueError:
+            return True
+        if leaf.subject == leaf.issuer:
+            return True
+        try:
+            san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            names = set(san.get_values_for_type(x509.DNSName))
+        except x509.ExtensionNotFound:
+            names = set()
+        days_left = (leaf.not_valid_after_utc - dt.datetime.now(dt.UTC)).days
+        return bool(set(wanted) - names) or days_left < config.tls.warn_days
+
+    return check
+
+
+@deploy("aiwf stack")
+def deploy_stack(given: HostInput) -> None:
+    """The whole deploy of the current host; see the module's docstring for the steps.
+
+    A problem found before the first operation (pre-flight, the lock, a missing secret) stops
+    this host with one line and leaves it as it was.
+    """
+    try:
+        _deploy_stack(given)
+    except AiwfError as error:
+        _fail_host([str(error)])
+
+
+def _deploy_stack(given: HostInput) -> None:
+    state = host.state
+    base = given.config
+    identity = host.get_fact(LoginIdentity, _sudo=False)
+    found = preflight.identity_problems(
+        identity, bool(host.data.get("_sudo")), bool(host.data.get("_use_sudo_password"))
+    )
+    if found:
+        _fail_host([f"pre-flight: {problem}" for problem in found])
+        return
+    survey = host.get_fact(HostSurvey, ports=[base.ports.https, base.ports.http])
+    found = preflight.host_problems(survey, base)
+    if found:
+        _fail_host([f"pre-flight: {problem}" for problem in found])
+        return
+    layout = RemoteLayout.of(base, given.deploy)
+    settings = host_settings(given.settings, HostDefaults(survey.home, survey.uid), layout)
+    config = host_config(settings, given.source)
+    plane_key = read_plane_key(given.settings)
+    artifacts = build_artifacts(_folders(config))
+    holder = lock.acquire_lock(
+        state, host, layout.lock, given.deploy.lock_stale_minutes, check_only=given.dry
+    )
+    if holder is not None:
+        lock.hold(state, host, layout.lock, holder)
+    try:
+        docker_engine(settings=given.deploy, survey=survey)
+        directories(config=config, layout=layout, settings=given.deploy)
+        inputs = cast(list[OperationMeta], rendered_files(config=config, layout=layout))
+        certificate(config=config, layout=layout)
+        inputs += cast(
+            list[OperationMeta],
+            application(
+                config=config,
+                layout=layout,
+                settings=settings,
+                plane_key=plane_key,
+                artifacts=artifacts,
+            ),
+        )
+        command = str(layout.command)
+        converge_stack(
+            name="Stack converged (aiwf up on the host)",
+            command=command,
+            inputs_changed=lambda: any(op.changed for op in inputs),
+        )
+        if config.tls.mode == "letsencrypt":
+            letsencrypt_certificate(
+                name="Let's Encrypt certificate",
+                command=command,
+                certificate=str(Path(str(config.paths.certs_dir)) / "fullchain.pem"),
+                needs_issue=_needs_issue(config),
+            )
+        backup_timer(config=config, layout=layout, survey=survey)
+        last = require_healthy(name="Stack healthy", command=command)
+    except BaseException:
+        lock.release_now(state, host)
+        raise
+    lock.release_after(state, host, last)
+
+
+def _folders(config: StackConfig) -> list[str]:
+    from aiwf.stack import BUILD_FOLDERS
+
+    return [BUILD_FOLDERS[name] for name in config.enabled_services()]
