@@ -41,7 +41,7 @@ def render(
     for result in results:
         state = result.state.value
         word = _DRY_RUN_WORDS[state] if dry_run else state
-        app.console.print(f"[{_STYLE[state]}]{word}[/] {result.path}")
+        app.console.print(f"[{_STYLE[state]}]{word}[/] {result.path}", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
