@@ -164,8 +164,9 @@ def service_root() -> Iterator[Path]:
     root = Path(tempfile.mkdtemp(prefix="tsx-"))
     yield root
     env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
-    subprocess.run(["tmux", "-S", str(root / "tmux.sock"), "kill-server"], env=env,
-                   capture_output=True)
+    subprocess.run(
+        ["tmux", "-S", str(root / "tmux.sock"), "kill-server"], env=env, capture_output=True
+    )
     shutil.rmtree(root, ignore_errors=True)
 
 

@@ -137,8 +137,12 @@ def test_bootstrap_user_created_only_once(service: Any) -> None:
 
 def test_create_list_get_delete(service: Any) -> None:
     created = service.create_session(
-        name="work-1", command="sleep 300", cwd=str(service.root), ticket_id="PROJ-7",
-        cols=100, rows=30,
+        name="work-1",
+        command="sleep 300",
+        cwd=str(service.root),
+        ticket_id="PROJ-7",
+        cols=100,
+        rows=30,
     )
     assert created["name"] == "work-1" and created["alive"] is True
     assert created["ticket_id"] == "PROJ-7" and created["created_by"] == "service"
@@ -162,7 +166,9 @@ def test_environment_and_working_directory_reach_the_session(service: Any) -> No
     workdir = service.root / "workdir"
     workdir.mkdir()
     created = service.create_session(
-        name="envtest", cwd=str(workdir), env={"AIWF_GREETING": "hello-from-env"},
+        name="envtest",
+        cwd=str(workdir),
+        env={"AIWF_GREETING": "hello-from-env"},
         command="sh -c 'echo \"$AIWF_GREETING\"; pwd; sleep 300'",
     )
     assert eventually(lambda: "hello-from-env" in pane_text(service, "=envtest"))
@@ -299,7 +305,10 @@ def test_missing_secret_file_stops_the_start_naming_setting_and_path(service_roo
         "PATH": "/usr/bin:/bin",
     }
     result = subprocess.run(
-        [sys.executable, "-m", "tmux_sessions"], env=env, capture_output=True, text=True,
+        [sys.executable, "-m", "tmux_sessions"],
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=60,
     )
     assert result.returncode != 0

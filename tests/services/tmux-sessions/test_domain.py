@@ -10,7 +10,6 @@ from itertools import count
 from pathlib import Path
 
 import pytest
-
 from tmux_sessions.core.config import Settings
 from tmux_sessions.core.secrets import SecretFileError, Secrets, read_secret_file
 from tmux_sessions.core.security import (
@@ -145,7 +144,7 @@ def test_store_round_trip_and_atomic_file(tmp_path: Path) -> None:
 def test_damaged_state_file_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "sessions.json"
     path.write_text("{broken")
-    with pytest.raises(StateFileError, match="sessions.json: not valid JSON"):
+    with pytest.raises(StateFileError, match=r"sessions\.json: not valid JSON"):
         SessionStore(path)
     path.write_text('{"sessions": [{"nope": 1}]}')
     with pytest.raises(StateFileError, match="expected"):
@@ -180,7 +179,7 @@ def test_session_cookie_signature_and_expiry() -> None:
     assert read_session(value, key, now=1_000) == claims
     assert read_session(value, key, now=2_000) is None
     assert read_session(value, b"other-key" * 4, now=1_000) is None
-    payload, _, mac = value.partition(".")
+    _, _, mac = value.partition(".")
     forged = sign_session(SessionClaims("admin", 2, 2_000), b"guess" * 8).partition(".")[0]
     assert read_session(f"{forged}.{mac}", key, now=1_000) is None
     assert read_session("garbage", key, now=1_000) is None
