@@ -163,4 +163,3 @@ cat /tmp/meta && echo --- && cat /tmp/sums"""
 
 def listing(client: Any, image: str, volume: str) -> str:
     return shell_in_volume(client, image, volume, LISTING)
-

@@ -185,7 +185,9 @@ def test_killed_backup_leaves_no_archive_and_the_service_running(
 ) -> None:
     full = _create_volume(docker_client, stack)
     # A large sparse file keeps the backup busy long enough to be killed in the middle.
-    shell_in_volume(docker_client, helper_env, full, "truncate -s 6G /data/sparse && echo x >/data/a")
+    shell_in_volume(
+        docker_client, helper_env, full, "truncate -s 6G /data/sparse && echo x >/data/a"
+    )
     service = _service_container(docker_client, stack, helper_env, full)
     root = Path(str(stack.paths.data_dir)).parent
     inventory = write_inventory(tmp_path, make_settings(root, stack.project))
