@@ -117,5 +117,5 @@ def test_sweep_reports_stopped_container_and_exits_non_zero(
         f'aiwf_health_ok{{project="{stack.project}",check="container",target="tmux-sessions"}} 0'
         in text
     )
-    days = re.search(r'check="certificate",target="days-left"\} ([0-9.]+)', text)
+    days = re.search(r'aiwf_health_value\{[^}]*target="days-left"\} ([0-9.]+)', text)
     assert days is not None and 4.9 < float(days[1]) <= 5
