@@ -61,11 +61,50 @@ class UpPlan:
         return builds + [str(step) for step in self.steps]
 
 
-def render_files(config: StackConfig) -> dict[str, str]:
-    """The rendered files (nginx.conf, compose.yaml, logrotate.conf, ...) as text."""
-    from aiwf.render import render_all
+def render_key(config: StackConfig) -> str:
+    """A hash of everything rendering reads: the settings, the templates and the render code."""
+    import hashlib
 
-    return render_all(config)
+    import aiwf.stack
+    from aiwf.paths import templates_dir
+
+    digest = hashlib.sha256(config.model_dump_json().encode())
+    claude_json = config.paths.claude_json
+    digest.update(b"claude.json present" if claude_json and claude_json.is_file() else b"-")
+    code = Path(aiwf.stack.__file__).parent
+    for path in [
+        code / "render.py",
+        code / "stack.py",
+        code / "config.py",
+        *sorted(templates_dir().rglob("*")),
+    ]:
+        if path.is_file():
+            digest.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def render_files(config: StackConfig) -> dict[str, str]:
+    """The rendered files (nginx.conf, compose.yaml, logrotate.conf, ...) as text.
+
+    Rendering is pure, so its result is kept in the state folder under :func:`render_key`; a
+    no-op ``up`` reads it back instead of compiling the templates again.
+    """
+    import json
+
+    cache = config.paths.data_dir / "state" / "rendered-cache.json"
+    key = render_key(config)
+    try:
+        cached = json.loads(cache.read_text())
+        if cached.get("key") == key and isinstance(cached.get("files"), dict):
+            return {str(name): str(text) for name, text in cached["files"].items()}
+    except (OSError, ValueError):
+        pass
+    from aiwf.render import render_all, write_atomically
+
+    files = render_all(config)
+    if cache.parent.is_dir():
+        write_atomically(cache, json.dumps({"key": key, "files": files}).encode())
+    return files
 
 
 def loaded_nginx_digest_path(config: StackConfig) -> Path:

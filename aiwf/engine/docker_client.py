@@ -12,9 +12,10 @@ traceback for an engine that refused something::
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiwf.errors import EngineError
 
@@ -47,14 +48,32 @@ def connect(timeout: int = API_TIMEOUT_S) -> docker.DockerClient:
     The API version is negotiated with the engine (one ``/version`` call, which doubles as the
     check that it answers). Raises :class:`EngineUnavailable` when nothing answers.
     """
-    import docker
-
     url = engine_url()
+    docker = _import_docker(ssh=url.startswith("ssh://"))
     try:
         client = docker.DockerClient(base_url=url, version="auto", timeout=timeout)
     except docker.errors.DockerException as error:
         raise EngineUnavailable(f"{unavailable_message(url)} ({_first_line(error)})") from None
     return client
+
+
+def _import_docker(ssh: bool) -> Any:
+    """Import docker-py; without paramiko unless the engine is reached over ssh.
+
+    docker-py imports its ssh transport (and with it paramiko, a third of its import time) only
+    if paramiko imports; for a local socket it is never used, so it is kept out. Nothing else in
+    the process is affected: the block is lifted as soon as docker-py is loaded.
+    """
+    if ssh or "docker" in sys.modules or "paramiko" in sys.modules:
+        import docker
+
+        return docker
+    sys.modules["paramiko"] = None  # type: ignore[assignment]
+    try:
+        import docker
+    finally:
+        del sys.modules["paramiko"]
+    return docker
 
 
 def _first_line(error: BaseException) -> str:
