@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -58,6 +59,22 @@ def wait_for_http(
     raise RuntimeError(f"{url} did not answer within {timeout:.0f} s ({last})")
 
 
+def wait_for_model(url: str, *, timeout: float = 300.0) -> None:
+    """Wait until the whisper service reports its model loaded (``status: healthy``)."""
+    deadline = time.monotonic() + timeout
+    status = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                status = json.load(response).get("status", "?")
+        except (OSError, ValueError) as error:
+            status = str(error)
+        if status == "healthy":
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"{url} still says {status!r} after {timeout:.0f} s")
+
+
 def stop_process(process: subprocess.Popen[bytes]) -> None:
     """End a process this test started (its own process group), politely and then firmly."""
     if process.poll() is not None:
@@ -111,16 +128,14 @@ class Stack:
     password: str
     token: str
     base_url: str = ""
-    tmux_port: int = 0
-    orchestrator_port: int = 0
+    ports: dict[str, int] = field(default_factory=dict)
     starters: dict[str, Callable[[], subprocess.Popen[bytes]]] = field(default_factory=dict)
     running: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def start(self, name: str) -> None:
         process = self.starters[name]()
         self.running[name] = process
-        port = {"tmux": self.tmux_port, "orchestrator": self.orchestrator_port}[name]
-        wait_for_http(f"http://127.0.0.1:{port}/health", process=process)
+        wait_for_http(f"http://127.0.0.1:{self.ports[name]}/health", process=process)
 
     def stop(self, name: str) -> None:
         stop_process(self.running[name])
@@ -131,7 +146,7 @@ class Stack:
 
     def tmux_get(self, path: str) -> Any:
         request = urllib.request.Request(
-            f"http://127.0.0.1:{self.tmux_port}{path}",
+            f"http://127.0.0.1:{self.ports['tmux']}{path}",
             headers={"Authorization": f"Bearer {self.token}"},
         )
         with urllib.request.urlopen(request, timeout=10) as response:
@@ -177,6 +192,21 @@ def _service_env(extra: dict[str, str]) -> dict[str, str]:
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
     """tmux-sessions, the orchestrator and nginx (serving a fresh build) on loopback ports."""
+    with running_stack(tmp_path, whisper=False) as state:
+        yield state
+
+
+@pytest.fixture
+def voice_stack(tmp_path: Path) -> Iterator[Stack]:
+    """The same stack plus the whisper service, with voice input built in."""
+    if importlib.util.find_spec("whisper_service") is None:
+        pytest.skip("whisper_service not importable (pip install -e services/whisper)")
+    with running_stack(tmp_path, whisper=True) as state:
+        yield state
+
+
+@contextlib.contextmanager
+def running_stack(tmp_path: Path, *, whisper: bool) -> Iterator[Stack]:
     missing = _missing_packages()
     if missing:
         pytest.skip(
@@ -186,9 +216,8 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     password = secrets.token_urlsafe(12)
     token = secrets.token_urlsafe(24)
     state = Stack(tmp=tmp_path, password=password, token=token)
-    state.tmux_port = free_port()
-    state.orchestrator_port = free_port()
-    nginx_port = free_port()
+    state.ports = {name: free_port() for name in ("tmux", "orchestrator", "whisper", "nginx")}
+    nginx_port = state.ports["nginx"]
     state.base_url = f"http://127.0.0.1:{nginx_port}"
     logs = tmp_path / "logs"
     logs.mkdir()
@@ -200,7 +229,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     tmux_env = _service_env(
         {
             "TMUX_SESSIONS_HOST": "127.0.0.1",
-            "TMUX_SESSIONS_PORT": str(state.tmux_port),
+            "TMUX_SESSIONS_PORT": str(state.ports["tmux"]),
             "TMUX_SESSIONS_DATA_DIR": str(tmp_path / "tmux-data"),
             "TMUX_SESSIONS_TMUX_SOCKET": str(tmp_path / "tmux.sock"),
             "TMUX_SESSIONS_SECRET_KEY_FILE": str(
@@ -218,10 +247,10 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     orchestrator_env = _service_env(
         {
             "ORCHESTRATOR_HOST": "127.0.0.1",
-            "ORCHESTRATOR_PORT": str(state.orchestrator_port),
+            "ORCHESTRATOR_PORT": str(state.ports["orchestrator"]),
             "ORCHESTRATOR_DATA_DIR": str(tmp_path / "orchestrator-data"),
             "ORCHESTRATOR_LOG_DIR": str(logs),
-            "ORCHESTRATOR_TMUX_URL": f"http://127.0.0.1:{state.tmux_port}",
+            "ORCHESTRATOR_TMUX_URL": f"http://127.0.0.1:{state.ports['tmux']}",
             "ORCHESTRATOR_TMUX_TOKEN_FILE": str(tmp_path / "token"),
             "ORCHESTRATOR_CLAUDE_JSON": str(tmp_path / "no-claude.json"),
             "ORCHESTRATOR_TICKETS_DIR": str(tmp_path / "tickets"),
@@ -243,12 +272,25 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     state.starters["orchestrator"] = lambda: start_process(
         [sys.executable, "-m", "orchestrator"], env=orchestrator_env, log=logs / "orchestrator.log"
     )
+    if whisper:
+        whisper_env = _service_env(
+            {
+                "WHISPER_HOST": "127.0.0.1",
+                "WHISPER_PORT": str(state.ports["whisper"]),
+                "WHISPER_ALLOWED_ORIGINS": state.base_url,
+            }
+        )
+        state.starters["whisper"] = lambda: start_process(
+            [sys.executable, "-m", "whisper_service"], env=whisper_env, log=logs / "whisper.log"
+        )
     nginx_process: subprocess.Popen[bytes] | None = None
     try:
-        state.start("tmux")
-        state.start("orchestrator")
-        dist = _build_dashboard(tmp_path / "dist", logs)
-        nginx_process = _start_nginx(tmp_path, dist, nginx_port, state)
+        for name in state.starters:
+            state.start(name)
+        if whisper:
+            wait_for_model(f"http://127.0.0.1:{state.ports['whisper']}/health")
+        dist = _build_dashboard(tmp_path / "dist", logs, whisper=whisper)
+        nginx_process = _start_nginx(tmp_path, dist, state, whisper=whisper)
         wait_for_http(f"{state.base_url}/", process=nginx_process)
         yield state
     finally:
@@ -263,10 +305,10 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         _keep_logs(logs)
 
 
-def _build_dashboard(out_dir: Path, logs: Path) -> Path:
-    """Build the current sources (whisper off: this stack runs without speech-to-text)."""
+def _build_dashboard(out_dir: Path, logs: Path, *, whisper: bool) -> Path:
+    """Build the current sources; without whisper, as a stack without speech-to-text is built."""
     require_node_modules()
-    env = {**os.environ, "VITE_WHISPER": "off"}
+    env = {**os.environ, "VITE_WHISPER": "auto" if whisper else "off"}
     result = subprocess.run(
         [
             str(DASHBOARD / "node_modules" / ".bin" / "vite"),
@@ -286,17 +328,28 @@ def _build_dashboard(out_dir: Path, logs: Path) -> Path:
     return out_dir
 
 
-def _start_nginx(tmp: Path, dist: Path, port: int, state: Stack) -> subprocess.Popen[bytes]:
+WHISPER_LOCATION = """
+        location /api/whisper/ {
+            auth_request /api/auth/check;
+            client_max_body_size 25m;
+            proxy_pass http://127.0.0.1:@WHISPER_PORT@;
+        }
+"""
+
+
+def _start_nginx(tmp: Path, dist: Path, state: Stack, *, whisper: bool) -> subprocess.Popen[bytes]:
     template = (Path(__file__).parent / "nginx-e2e.conf.template").read_text(encoding="utf-8")
     # Workers run as root only when the master does; the private temp dirs are 0700.
     user = "user root;" if os.geteuid() == 0 else ""
     config = (
         template.replace("@TMP@", str(tmp))
         .replace("@USER@", user)
-        .replace("@PORT@", str(port))
+        .replace("@WHISPER@", WHISPER_LOCATION if whisper else "")
+        .replace("@WHISPER_PORT@", str(state.ports["whisper"]))
+        .replace("@PORT@", str(state.ports["nginx"]))
         .replace("@DIST@", str(dist))
-        .replace("@TMUX_PORT@", str(state.tmux_port))
-        .replace("@ORCHESTRATOR_PORT@", str(state.orchestrator_port))
+        .replace("@TMUX_PORT@", str(state.ports["tmux"]))
+        .replace("@ORCHESTRATOR_PORT@", str(state.ports["orchestrator"]))
     )
     path = tmp / "nginx.conf"
     path.write_text(config, encoding="utf-8")

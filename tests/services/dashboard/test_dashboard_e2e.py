@@ -30,8 +30,10 @@ REJECT_ID = "E2E-REJECT"
 USERNAME = "admin"
 
 
-def _run_browser(stack: Any, out_dir: Path) -> tuple[int, dict[str, Any], list[str]]:
-    """Run e2e/run.mjs, answering its CONTROL lines; return exit code, RESULT and the transcript."""
+def _run_browser(
+    script: str, stack: Any, out_dir: Path, extra_env: dict[str, str]
+) -> tuple[int, dict[str, Any], list[str]]:
+    """Run an e2e/*.mjs scenario, answering its CONTROL lines; return code, RESULT, transcript."""
     if not CHROMIUM.exists():
         pytest.fail("Chromium is not installed: apt-get install -y chromium")
     node = shutil.which("node")
@@ -43,9 +45,8 @@ def _run_browser(stack: Any, out_dir: Path) -> tuple[int, dict[str, Any], list[s
         "E2E_USERNAME": USERNAME,
         "E2E_PASSWORD": stack.password,
         "E2E_OUT_DIR": str(out_dir),
-        "E2E_APPROVE_ID": APPROVE_ID,
-        "E2E_REJECT_ID": REJECT_ID,
         "E2E_CHROMIUM": str(CHROMIUM),
+        **extra_env,
     }
     actions: dict[str, Callable[[], None]] = {
         "stop-tmux": lambda: stack.stop("tmux"),
@@ -53,7 +54,7 @@ def _run_browser(stack: Any, out_dir: Path) -> tuple[int, dict[str, Any], list[s
         "stop-orchestrator": lambda: stack.stop("orchestrator"),
     }
     process = subprocess.Popen(
-        [node, str(DASHBOARD / "e2e" / "run.mjs")],
+        [node, str(DASHBOARD / "e2e" / script)],
         cwd=DASHBOARD,
         env=env,
         stdin=subprocess.PIPE,
@@ -98,7 +99,9 @@ def test_dashboard_end_to_end(stack: Any) -> None:
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
 
-    code, result, transcript = _run_browser(stack, out_dir)
+    code, result, transcript = _run_browser(
+        "run.mjs", stack, out_dir, {"E2E_APPROVE_ID": APPROVE_ID, "E2E_REJECT_ID": REJECT_ID}
+    )
     (OUTPUT / "e2e-transcript.txt").write_text("\n".join(transcript) + "\n", encoding="utf-8")
 
     assert code == 0 and result.get("ok"), "browser run failed:\n" + "\n".join(transcript)
@@ -135,3 +138,38 @@ def test_dashboard_end_to_end(stack: Any) -> None:
     assert not any(s.get("alive") for s in sessions if s["name"] == "e2e-scratch")
     for shot in ("01-login.png", "02-pending.png", "04-terminal.png", "09-unhealthy.png"):
         assert (out_dir / shot).stat().st_size > 0
+
+
+def test_voice_input_end_to_end(voice_stack: Any, tmp_path: Path) -> None:
+    """Speak into Chromium's fake microphone; whisper's text reaches the terminal on confirm."""
+    out_dir = OUTPUT / "voice"
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    spoken = tmp_path / "spoken.wav"
+    speech = tmp_path / "speech.wav"
+    # The phrase, then long silence: the fake microphone loops the file.
+    subprocess.run(["espeak-ng", "-s", "140", "-w", str(spoken), "hello world"], check=True)
+    subprocess.run(["sox", str(spoken), str(speech), "pad", "0.3", "8"], check=True)
+
+    code, result, transcript = _run_browser(
+        "voice.mjs",
+        voice_stack,
+        out_dir,
+        {"E2E_SPEECH_WAV": str(speech), "E2E_EXPECT_WORD": "hello"},
+    )
+    (OUTPUT / "voice-transcript.txt").write_text("\n".join(transcript) + "\n", encoding="utf-8")
+
+    assert code == 0 and result.get("ok"), "browser run failed:\n" + "\n".join(transcript)
+    steps = result["steps"]
+    assert steps[:3] == [
+        "opened a terminal",
+        "voice input offered because speech-to-text answers its health probe",
+        steps[2],
+    ]
+    assert steps[2].lower().startswith("recorded and transcribed:") and "hello" in steps[2].lower()
+    assert steps[3:] == [
+        "confirmed text typed into the terminal",
+        "discarded text never reached the terminal",
+        "no console errors",
+    ]

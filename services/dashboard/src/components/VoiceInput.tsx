@@ -79,7 +79,8 @@ export function VoiceInput({ api, onConfirm }: Props) {
     <div className="voice">
       {phase.kind === 'recording' ? (
         <button type="button" className="btn danger small" onClick={stop}>
-          ● Stop recording
+          <span className="rec-dot" aria-hidden="true" />
+          Stop recording
         </button>
       ) : (
         <button
@@ -89,7 +90,8 @@ export function VoiceInput({ api, onConfirm }: Props) {
           disabled={phase.kind === 'transcribing'}
           title="Dictate text for the active terminal"
         >
-          {phase.kind === 'transcribing' ? 'Transcribing…' : '🎤 Voice'}
+          <MicIcon />
+          {phase.kind === 'transcribing' ? 'Transcribing…' : 'Voice'}
         </button>
       )}
       {phase.kind === 'review' || phase.kind === 'error' ? (
@@ -132,5 +134,14 @@ export function VoiceInput({ api, onConfirm }: Props) {
         </div>
       ) : null}
     </div>
+  );
+}
+
+function MicIcon() {
+  return (
+    <svg width="14" height="14" viewBox="0 0 24 24" aria-hidden="true" fill="none" stroke="currentColor" strokeWidth="2" strokeLinecap="round" strokeLinejoin="round">
+      <rect x="9" y="3" width="6" height="11" rx="3" />
+      <path d="M5 11a7 7 0 0 0 14 0M12 18v3" />
+    </svg>
   );
 }
