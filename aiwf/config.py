@@ -109,17 +109,24 @@ class Strict(BaseModel):
 class Resources(Strict):
     """Resource limits of one container; ``None`` means no limit."""
 
+    #: CPU share the container may use (1.5 = one and a half cores).
     cpus: float | None = Field(default=None, gt=0, le=256)
+    #: Memory limit of the container.
     memory: Size | None = None
 
 
 class ServiceConfig(Strict):
     """What every service has: on or off, its base image, extra environment, limits, its port."""
 
+    #: Run this service. Whisper follows ``speech.mode`` (``local`` turns it on).
     enabled: bool = True
+    #: Base image of the service's Dockerfile (the ``BASE_IMAGE`` build argument).
     base_image: str = "python:3.12-slim"
+    #: Port the service listens on inside the stack's network.
     port: Port
+    #: Extra environment variables for the container; they win over aiwf's own.
     environment: dict[str, str] = Field(default_factory=dict)
+    #: CPU and memory limits.
     resources: Resources = Field(default_factory=Resources)
 
     @field_validator("environment")
@@ -159,12 +166,15 @@ class TmuxSessionsService(ServiceConfig):
 class PlaneSettings(Strict):
     """Plane tracker settings; the API key itself comes from ``.claude.json`` or a file/env."""
 
+    #: Plane API base URL, e.g. https://plane.example.com/api/v1 (else from ``.claude.json``).
     api_url: HttpUrl | None = None
+    #: Plane workspace slug (else from ``.claude.json``).
     workspace_slug: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]+$")
     #: Name of an environment variable holding the API key (read when the stack is deployed).
     api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     #: A file holding the API key (0600); copied into the stack's secrets.
     api_key_file: AbsPath | None = None
+    #: Plane project identifiers to watch; all projects when empty.
     projects: list[str] = Field(default_factory=list)
 
 
@@ -172,14 +182,21 @@ class OrchestratorService(ServiceConfig):
     port: Port = 5002
     #: ``auto`` uses Plane when credentials are configured, else the local ticket folder.
     ticket_source: Literal["auto", "plane", "local"] = "auto"
+    #: The Plane tracker.
     plane: PlaneSettings = Field(default_factory=PlaneSettings)
+    #: A ticket is picked up when it carries one of these labels.
     select_labels: list[str] = Field(default_factory=lambda: ["claude"])
+    #: ... and its state is in one of these groups.
     select_state_groups: list[
         Literal["backlog", "unstarted", "started", "completed", "cancelled"]
     ] = Field(default_factory=lambda: ["backlog", "unstarted"])  # type: ignore[arg-type]
+    #: How many tickets may have an agent session at the same time.
     max_active: int = Field(default=2, ge=1, le=100)
+    #: An agent session running longer than this is stopped and its ticket failed.
     session_time_limit_minutes: int = Field(default=240, ge=1)
+    #: How often the tracker is polled (webhooks trigger a sync in between).
     poll_interval_seconds: int = Field(default=60, ge=5, le=86400)
+    #: Command started in the ticket's tmux session; the orchestrator's default when unset.
     agent_command: str | None = None
 
 
@@ -191,10 +208,15 @@ class WhisperService(ServiceConfig):
 class Services(Strict):
     """The five services; ``tmux_sessions`` is the container ``tmux-sessions``."""
 
+    #: Reverse proxy and TLS termination; the only container publishing ports.
     nginx: NginxService = Field(default_factory=NginxService)
+    #: The web dashboard (static single-page app).
     dashboard: DashboardService = Field(default_factory=DashboardService)
+    #: Terminal sessions over HTTP and WebSocket; also the stack's login.
     tmux_sessions: TmuxSessionsService = Field(default_factory=TmuxSessionsService)
+    #: Ticket automation: picks tickets, starts agents, reports back.
     orchestrator: OrchestratorService = Field(default_factory=OrchestratorService)
+    #: Speech-to-text; see ``speech``.
     whisper: WhisperService = Field(default_factory=WhisperService)
 
     def get(self, name: str) -> ServiceConfig:
@@ -206,11 +228,15 @@ class Services(Strict):
 class Speech(Strict):
     """Speech-to-text: off, the local whisper container, or a remote upstream nginx proxies to."""
 
+    #: ``off``: nginx answers 503; ``local``: the whisper container; ``remote``: ``speech.url``.
     mode: Literal["off", "local", "remote"] = "off"
+    #: The remote speech service (it serves ``/api/whisper/...``) when ``mode`` is ``remote``.
     url: HttpUrl | None = None
     #: A host directory holding a faster-whisper model; the embedded base model when unset.
     model_dir: AbsPath | None = None
+    #: Where the local model runs.
     device: Literal["cpu", "cuda"] = "cpu"
+    #: Numeric precision of the local model.
     compute_type: Literal["int8", "int8_float16", "float16", "float32"] = "int8"
 
     @model_validator(mode="after")
@@ -231,8 +257,11 @@ class Speech(Strict):
 class Ports(Strict):
     """Host ports nginx publishes (the only published ports of the stack)."""
 
+    #: Host address the published ports bind to (127.0.0.1 keeps the stack local).
     bind: str = "0.0.0.0"
+    #: Host port of plain HTTP (ACME challenges, the redirect to HTTPS).
     http: Port = 80
+    #: Host port of HTTPS.
     https: Port = 443
 
     @model_validator(mode="after")
@@ -245,13 +274,17 @@ class Ports(Strict):
 
 
 class Tls(Strict):
+    #: ``self-signed`` (made by aiwf), ``letsencrypt`` (certbot) or ``files`` (your own).
     mode: Literal["self-signed", "letsencrypt", "files"] = "self-signed"
     #: For ``files``: certificate chain and key on the host.
     cert_file: AbsPath | None = None
+    #: For ``files``: the private key on the host.
     key_file: AbsPath | None = None
     #: For ``letsencrypt``.
     email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    #: Use Let's Encrypt's staging server (untrusted certificates, generous limits).
     staging: bool = False
+    #: Another ACME directory URL (a private CA, or a test server).
     acme_server: HttpUrl | None = None
     #: ``aiwf certs status`` and ``aiwf health`` warn below this many days left.
     warn_days: int = Field(default=14, ge=1, le=365)
@@ -264,8 +297,11 @@ class Tls(Strict):
 
 
 class Retention(Strict):
+    #: Backups always kept, newest first.
     keep_last: int = Field(default=7, ge=1, le=1000)
+    #: Besides those, the newest backup of each of this many days.
     keep_daily: int = Field(default=7, ge=0, le=1000)
+    #: ... and of each of this many weeks.
     keep_weekly: int = Field(default=4, ge=0, le=1000)
 
 
@@ -281,8 +317,11 @@ def _default_policy() -> dict[str, QuiescePolicy]:
 
 
 class Backup(Strict):
+    #: Archive compression.
     compression: Literal["zstd", "gzip"] = "zstd"
+    #: Compression level (zstd 1-19, gzip 1-9).
     level: int = Field(default=3, ge=1, le=19)
+    #: Which backups ``aiwf backup prune`` keeps.
     retention: Retention = Field(default_factory=Retention)
     #: How the service writing a volume is quiesced during its snapshot.
     policy: dict[str, QuiescePolicy] = Field(default_factory=_default_policy)
@@ -293,12 +332,17 @@ class Backup(Strict):
 
 
 class Logrotate(Strict):
+    #: How often the orchestrator's and nginx's log files are rotated.
     frequency: Literal["daily", "weekly", "monthly"] = "daily"
+    #: Rotated files kept.
     rotate: int = Field(default=7, ge=1, le=365)
+    #: Rotate earlier when a file grows past this size.
     max_size: Size = "100m"
+    #: Compress rotated files (the newest one a rotation later).
     compress: bool = True
     #: json-file driver limits for every container's stdout/stderr.
     container_max_size: Size = "10m"
+    #: json-file driver: files kept per container.
     container_max_files: int = Field(default=3, ge=1, le=100)
 
 
@@ -309,14 +353,23 @@ def _default_home() -> Path:
 class HostPaths(Strict):
     """Paths on the host. Those shared with tmux sessions are mounted at the same path."""
 
+    #: Everything the stack keeps on the host: rendered files, secrets, backups, logs.
     data_dir: AbsPath = Path("/var/lib/ai-workflow")
+    #: Backup archives.
     backup_dir: AbsPath | None = None
+    #: The tmux socket folder shared by the host and the tmux-sessions container.
     tmux_socket_dir: AbsPath = Field(default_factory=lambda: Path(f"/tmp/tmux-{os.getuid()}"))
+    #: Home folder mounted into tmux-sessions at the same path (agents work from it).
     home: AbsPath = Field(default_factory=_default_home)
+    #: The agents' working folder.
     workspace: AbsPath | None = None
+    #: Where the agents' ``/complete`` command writes completion files.
     completion_dir: AbsPath | None = None
+    #: The local ticket folder (tickets as files, when Plane is not used).
     tickets_dir: AbsPath | None = None
+    #: ``.claude.json`` holding the Plane MCP settings (mounted read-only when it exists).
     claude_json: AbsPath | None = None
+    #: Folder of the ``fullchain.pem`` and ``privkey.pem`` nginx serves.
     certs_dir: AbsPath | None = None
 
     @model_validator(mode="after")
@@ -339,15 +392,25 @@ class HostPaths(Strict):
 class StackConfig(Strict):
     """The whole stack. Every field has a default: an empty config is a working local stack."""
 
+    #: Names the containers, images, volumes and network (``<project>-nginx``).
     project: str = "ai-workflow"
+    #: Names the stack answers to; the first is the certificate's subject.
     domains: list[DomainName] = Field(default_factory=lambda: ["localhost"], min_length=1)
+    #: Certificates.
     tls: Tls = Field(default_factory=Tls)
+    #: Published ports.
     ports: Ports = Field(default_factory=Ports)
+    #: Host paths.
     paths: HostPaths = Field(default_factory=HostPaths)
+    #: Per-service settings.
     services: Services = Field(default_factory=Services)
+    #: Speech-to-text.
     speech: Speech = Field(default_factory=Speech)
+    #: Origins the services accept with credentials; ``https://<domain>`` of each domain if empty.
     cors_origins: list[Origin] = Field(default_factory=list)
+    #: Volume backups.
     backup: Backup = Field(default_factory=Backup)
+    #: Log rotation.
     logrotate: Logrotate = Field(default_factory=Logrotate)
 
     @field_validator("project")
