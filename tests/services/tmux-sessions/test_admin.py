@@ -26,7 +26,10 @@ def admin(data_dir: Path, *args: str, stdin: str = "") -> subprocess.CompletedPr
 
 def login(service: Any, username: str, password: str) -> httpx.Response:
     with service.client() as client:
-        return client.post("/api/auth/login", json={"username": username, "password": password})
+        response: httpx.Response = client.post(
+            "/api/auth/login", json={"username": username, "password": password}
+        )
+        return response
 
 
 def test_add_user_list_and_login(service: Any) -> None:
