@@ -69,7 +69,8 @@ def _run_browser(
     transcript: list[str] = []
     result: dict[str, Any] = {}
     stderr_lines: list[str] = []
-    reader = threading.Thread(target=lambda: stderr_lines.extend(process.stderr), daemon=True)  # type: ignore[union-attr]
+    stderr = process.stderr
+    reader = threading.Thread(target=lambda: stderr_lines.extend(stderr), daemon=True)
     reader.start()
     try:
         for line in process.stdout:
