@@ -1,0 +1,79 @@
+# ai-workflow: `make up` brings the stack up on this machine, `make test` runs every test.
+# Works on a fresh Debian/Ubuntu host as root with python3 (3.11+), git and make.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The Python services are the folders under services/ with a pyproject.toml.
+PY_SERVICES := $(patsubst %/pyproject.toml,%,$(wildcard services/*/pyproject.toml))
+PY_SERVICE_PACKAGES := $(patsubst %/__init__.py,%,$(foreach s,$(PY_SERVICES),$(wildcard $(s)/*/__init__.py)))
+DASHBOARD := services/dashboard
+# Debian packages the tests drive for real.
+TEST_APT_PACKAGES := nginx tmux logrotate espeak-ng ffmpeg sox pebble certbot openssh-server \
+	debootstrap docker-compose chromium zstd
+
+.PHONY: venv engine deps node lint dashboard test up
+
+## venv: .venv with aiwf and every Python service installed (editable), test tools included
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml $(wildcard services/*/pyproject.toml)
+	@if [ ! -x $(BIN)/python ]; then \
+		if ! $(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1; then \
+			echo "installing python3-venv"; \
+			apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv; \
+		fi; \
+		$(PYTHON) -m venv $(VENV); \
+	fi
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]' $(foreach s,$(PY_SERVICES),-e $(s))
+	@touch $@
+
+## engine: a Docker engine that answers (installs docker.io and starts dockerd when needed)
+engine:
+	@scripts/ensure-docker.sh
+
+## deps: the Debian packages the tests use, installed when missing (one apt-get call)
+deps:
+	@missing="$$(for p in $(TEST_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done)"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+
+## node: npm for the dashboard (Debian's nodejs when none is installed; the dashboard needs 20.19+)
+node:
+	@if [ -f $(DASHBOARD)/package.json ] && ! command -v npm >/dev/null 2>&1; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm; \
+	fi
+	@if [ -f $(DASHBOARD)/package.json ]; then \
+		node -e 'const [a,b]=process.versions.node.split(".").map(Number); if (a<20||(a===20&&b<19)) { console.error("node "+process.versions.node+" is too old for the dashboard: install Node.js 20.19 or newer"); process.exit(1) }'; \
+	fi
+
+## lint: ruff check, ruff format --check and mypy --strict on aiwf and every Python service
+lint: venv
+	$(BIN)/ruff check aiwf tests deploy.py $(PY_SERVICES)
+	$(BIN)/ruff format --check aiwf tests deploy.py $(PY_SERVICES)
+	$(BIN)/mypy aiwf
+	@for package in $(PY_SERVICE_PACKAGES); do \
+		echo "mypy $$package"; \
+		(cd $$(dirname $$package) && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml $$(basename $$package)); \
+	done
+
+## dashboard: install, lint, type-check, unit-test and build the dashboard
+dashboard: node
+	@if [ -f $(DASHBOARD)/package.json ]; then \
+		cd $(DASHBOARD) && npm ci --no-audit --no-fund && npm run lint && npm run typecheck \
+			&& npm test && npm run build; \
+	fi
+
+## test: everything: Debian packages, engine, venv, lint, dashboard, then the whole pytest suite
+test: deps engine venv lint dashboard
+	$(BIN)/pytest
+
+## up: bring the stack up on this machine (aiwf up)
+up: venv engine node
+	$(BIN)/aiwf up
