@@ -331,11 +331,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "mb_per_s": round(results["base64_bytes"] / best / 1e6, 1),
                 "bytes_received_median": int(statistics.median(received)),
             }
-        seconds, received = await throughput(bash_direct, args.megabytes, 999)
+        direct_seconds, direct_received = await throughput(bash_direct, args.megabytes, 999)
         results["throughput"]["terminado, bash without tmux (reference)"] = {
-            "seconds_median": round(seconds, 3),
-            "mb_per_s": round(results["base64_bytes"] / seconds / 1e6, 1),
-            "bytes_received_median": received,
+            "seconds_median": round(direct_seconds, 3),
+            "mb_per_s": round(results["base64_bytes"] / direct_seconds / 1e6, 1),
+            "bytes_received_median": direct_received,
         }
         for server in (ours, peer):
             tag += 10_000

@@ -11,7 +11,8 @@ import argparse
 import asyncio
 
 import tornado.web
-from terminado import SingleTermManager, TermSocket, UniqueTermManager
+from terminado.management import SingleTermManager, UniqueTermManager
+from terminado.websocket import TermSocket
 
 
 async def serve(port: int, command: list[str], shared: bool) -> None:

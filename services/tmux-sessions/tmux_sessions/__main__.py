@@ -12,6 +12,7 @@ from tmux_sessions.core.config import Settings
 from tmux_sessions.core.secrets import SecretFileError
 from tmux_sessions.fileio import StateFileError
 from tmux_sessions.main import create_app
+from tmux_sessions.users import UserError
 
 # Larger frames than this are refused by the WebSocket layer itself (close 1009);
 # input frames over 64 KiB are refused by the terminal route.
@@ -29,7 +30,7 @@ def main() -> None:
         first = error.errors()[0]
         field = "TMUX_SESSIONS_" + ".".join(str(part) for part in first["loc"]).upper()
         sys.exit(f"tmux-sessions: {field}: {first['msg']}")
-    except (SecretFileError, StateFileError) as error:
+    except (SecretFileError, StateFileError, UserError) as error:
         sys.exit(f"tmux-sessions: {error}")
     uvicorn.run(
         app,

@@ -27,6 +27,7 @@ def build_context(settings: Settings) -> AppContext:
     """Read secrets and state files; raises SecretFileError/StateFileError with a clear line."""
     secrets = Secrets.load(settings)
     tmux = Tmux(settings.tmux_socket, settings.tmux_binary)
+    tmux.prepare_socket_directory()
     users = UserStore(settings.users_file)
     created = users.ensure_bootstrap_user(settings.bootstrap_user, secrets.bootstrap_password)
     if created is not None:

@@ -91,6 +91,12 @@ class Tmux:
         self.binary = binary
         self.timeout = timeout
 
+    def prepare_socket_directory(self) -> None:
+        """Create the socket's directory (0700) as tmux does for its default socket; with
+        ``-S`` tmux expects it to exist. A directory we may not create is left to /health."""
+        with contextlib.suppress(OSError):
+            self.socket.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+
     def command(self, *args: str) -> list[str]:
         """The argv of a tmux command on our socket (``-u``: the client speaks UTF-8)."""
         return [self.binary, "-u", "-S", str(self.socket), *args]
