@@ -24,7 +24,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,31 +40,6 @@ KEY_FILE = "privkey.pem"
 ACME_WEBROOT = "acme-webroot"
 ACME_WEBROOT_IN_CONTAINER = "/var/www/acme"
 SELF_SIGNED_DAYS = 825
-
-
-def write_file_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write ``data`` to ``path`` so a reader sees the old file or the new one, never a part.
-
-    The bytes go to a temporary file in the same directory (created with ``mode``, so a key is
-    never readable by others, not even briefly), are fsynced, then renamed over ``path``.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(handle, mode)
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
 
 
 def certificate_names(config: StackConfig) -> list[str]:
@@ -123,8 +97,10 @@ def create_self_signed(certs_dir: Path, names: Sequence[str], days: int = SELF_S
 
 def install_certificate(certs_dir: Path, chain_pem: bytes, key_pem: bytes) -> None:
     """Put a chain and its key where nginx reads them: key first (0600), then the chain."""
-    write_file_atomically(certs_dir / KEY_FILE, key_pem, mode=0o600)
-    write_file_atomically(certs_dir / CERT_FILE, chain_pem, mode=0o644)
+    from aiwf.render import write_atomically
+
+    write_atomically(certs_dir / KEY_FILE, key_pem, mode=0o600)
+    write_atomically(certs_dir / CERT_FILE, chain_pem, mode=0o644)
 
 
 def ensure_self_signed(config: StackConfig) -> bool:
@@ -370,11 +346,11 @@ def deploy_hook_command(inventory: Path | None, host: str | None) -> str:
 
 def reload_nginx(config: StackConfig) -> bool:
     """``nginx -s reload`` in the stack's nginx container; False when it is not running."""
-    from aiwf.backup.engine import docker_client, engine_errors
+    from aiwf.engine.docker_client import connect, engine_errors
 
     name = config.container_name("nginx")
     with engine_errors(f"reloading nginx in {name}"):
-        client = docker_client()
+        client = connect()
         containers = client.containers.list(filters={"name": f"^/{name}$"})
         if not containers:
             return False

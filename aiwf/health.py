@@ -57,13 +57,14 @@ Check = Callable[[StackConfig], list[CheckResult]]
 
 
 def _containers(config: StackConfig) -> dict[str, Any]:
-    from aiwf.backup.engine import docker_client, engine_errors
+    from aiwf.engine.docker_client import connect, engine_errors
 
+    client = connect()
     with engine_errors("listing the stack's containers"):
-        found = docker_client().containers.list(
+        found = client.containers.list(
             all=True, filters={"label": f"aiwf.project={config.project}"}
         )
-        named = docker_client().containers.list(all=True, filters={"name": config.project})
+        named = client.containers.list(all=True, filters={"name": config.project})
     by_name = {container.name: container for container in [*found, *named]}
     return {
         service: by_name[config.container_name(service)]

@@ -24,15 +24,17 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from aiwf import __version__
 from aiwf.backup import archiver, store
-from aiwf.backup.engine import docker_client, engine_errors
-from aiwf.certs import write_file_atomically
 from aiwf.config import VOLUMES, StackConfig
+from aiwf.engine.docker_client import connect, engine_errors
 from aiwf.errors import BackupError, UsageError
+from aiwf.render import write_atomically
+from aiwf.stack import volume_name
 
 HELPER_ARCHIVER = "/aiwf/archiver.py"
 Progress = Callable[[str], None]
@@ -42,27 +44,17 @@ def _quiet(message: str) -> None:
     del message
 
 
-def volume_name(config: StackConfig, volume: str) -> str:
-    """The Docker volume behind a stack volume name (compose's ``<project>_<name>``)."""
-    method = getattr(config, "volume_name", None)
-    if callable(method):
-        return str(method(volume))
-    return f"{config.project}_{volume}"
+@cache
+def docker_client() -> Any:
+    """One engine client for the whole operation (connecting negotiates the API version)."""
+    return connect()
 
 
 def helper_image() -> str:
     """The local base image helper containers run (python3, tar, zstd); built when missing."""
-    override = os.environ.get("AIWF_HELPER_IMAGE")
-    if override:
-        return override
-    try:
-        from aiwf.engine.base_images import ensure_base_image  # type: ignore[import-not-found]
-    except ImportError:
-        raise BackupError(
-            "no helper image: aiwf.engine.base_images is not available; "
-            "set AIWF_HELPER_IMAGE to a local image with python3, tar and zstd"
-        ) from None
-    return str(ensure_base_image(docker_client(), "python"))
+    from aiwf.engine.base_images import ensure_base_image
+
+    return ensure_base_image(docker_client(), "python")
 
 
 def _backup_dir(config: StackConfig, out_dir: Path | None) -> Path:
@@ -122,7 +114,7 @@ def quiesced(
         yield
         return
     marker = _marker(backup_dir, config.project)
-    write_file_atomically(
+    write_atomically(
         marker,
         json.dumps({"pid": os.getpid(), "container": container.name, "action": action}).encode(),
     )
@@ -465,7 +457,7 @@ def apply_restore(
                     plan.docker_volume, labels={"aiwf.project": config.project}
                 )
         manifest_file = backup_dir / f".restore-{moment}.manifest.json"
-        write_file_atomically(manifest_file, json.dumps(plan.manifest).encode())
+        write_atomically(manifest_file, json.dumps(plan.manifest).encode())
         try:
             with quiesced(config, backup_dir, plan.service, "stop", progress):
                 run_helper(

@@ -13,10 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from aiwf.certs import write_file_atomically
 from aiwf.config import StackConfig
 from aiwf.errors import BackupError
 from aiwf.paths import templates_dir
+from aiwf.render import write_atomically
 
 SYSTEMD_DIR = Path("/etc/systemd/system")
 
@@ -62,7 +62,7 @@ def install_units(units: dict[str, str], directory: Path = SYSTEMD_DIR) -> list[
     """Write the unit files; enable the timer when systemd answers. Returns what was done."""
     done = []
     for name, text in units.items():
-        write_file_atomically(directory / name, text.encode())
+        write_atomically(directory / name, text.encode())
         done.append(f"wrote {directory / name}")
     systemctl = shutil.which("systemctl")
     if directory != SYSTEMD_DIR or systemctl is None or not Path("/run/systemd/system").is_dir():

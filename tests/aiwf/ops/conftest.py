@@ -5,8 +5,6 @@ Every stack gets its own project name; its containers and volumes are removed af
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,9 +13,6 @@ from typing import Any
 import pytest
 
 from aiwf.config import StackConfig, validate
-
-TEST_BASE_IMAGE = "aiwf-ops-test-base:bookworm"
-ROOTFS_PACKAGES = "python3,zstd,ca-certificates,curl,nginx-light,tmux"
 
 
 def _client() -> Any:
@@ -36,49 +31,12 @@ def docker_client() -> Any:
     return _client()
 
 
-def _debootstrap_image(client: Any, workdir: Path) -> str:
-    """The engine's base image is not available: make an equivalent one for the tests."""
-    rootfs = workdir / "rootfs"
-    subprocess.run(
-        [
-            "debootstrap",
-            "--variant=minbase",
-            f"--include={ROOTFS_PACKAGES}",
-            "bookworm",
-            str(rootfs),
-            "http://deb.debian.org/debian",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    (rootfs / "etc/nginx/sites-enabled/default").unlink(missing_ok=True)
-    tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-    subprocess.run(["docker", "import", "-", TEST_BASE_IMAGE], stdin=tar.stdout, check=True)
-    tar.wait()
-    shutil.rmtree(rootfs, ignore_errors=True)
-    return TEST_BASE_IMAGE
-
-
 @pytest.fixture(scope="session")
-def base_image(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The local Debian base image (python3, tar, zstd, nginx) the helper containers run."""
-    try:
-        from aiwf.engine.base_images import ensure_base_image  # type: ignore[import-not-found]
-    except ImportError:
-        import docker.errors
+def base_image(docker_client: Any) -> str:
+    """The engine's local Debian base image (python3, tar, zstd, nginx), built when missing."""
+    from aiwf.engine.base_images import ensure_base_image
 
-        try:
-            docker_client.images.get(TEST_BASE_IMAGE)
-            return TEST_BASE_IMAGE
-        except docker.errors.ImageNotFound:
-            return _debootstrap_image(docker_client, tmp_path_factory.mktemp("rootfs"))
-    return str(ensure_base_image(docker_client, "python"))
-
-
-@pytest.fixture
-def helper_env(base_image: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("AIWF_HELPER_IMAGE", base_image)
-    return base_image
+    return ensure_base_image(docker_client, "python")
 
 
 def make_settings(tmp_path: Path, project: str) -> dict[str, Any]:

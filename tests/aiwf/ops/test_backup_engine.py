@@ -181,14 +181,14 @@ def _wait_for(predicate: Any, timeout: float = 60) -> None:
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
 def test_killed_backup_leaves_no_archive_and_the_service_running(
-    docker_client: Any, helper_env: str, stack: StackConfig, tmp_path: Path, signum: int
+    docker_client: Any, base_image: str, stack: StackConfig, tmp_path: Path, signum: int
 ) -> None:
     full = _create_volume(docker_client, stack)
     # A large sparse file keeps the backup busy long enough to be killed in the middle.
     shell_in_volume(
-        docker_client, helper_env, full, "truncate -s 6G /data/sparse && echo x >/data/a"
+        docker_client, base_image, full, "truncate -s 6G /data/sparse && echo x >/data/a"
     )
-    service = _service_container(docker_client, stack, helper_env, full)
+    service = _service_container(docker_client, stack, base_image, full)
     root = Path(str(stack.paths.data_dir)).parent
     inventory = write_inventory(tmp_path, make_settings(root, stack.project))
     backup_dir = stack.paths.backup_dir
