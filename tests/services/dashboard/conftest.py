@@ -216,7 +216,8 @@ def running_stack(tmp_path: Path, *, whisper: bool) -> Iterator[Stack]:
     password = secrets.token_urlsafe(12)
     token = secrets.token_urlsafe(24)
     state = Stack(tmp=tmp_path, password=password, token=token)
-    state.ports = {name: free_port() for name in ("tmux", "orchestrator", "whisper", "nginx")}
+    names = ("tmux", "orchestrator", "whisper", "nginx", "vite")
+    state.ports = {name: free_port() for name in names}
     nginx_port = state.ports["nginx"]
     state.base_url = f"http://127.0.0.1:{nginx_port}"
     logs = tmp_path / "logs"
@@ -240,7 +241,10 @@ def running_stack(tmp_path: Path, *, whisper: bool) -> Iterator[Stack]:
             "TMUX_SESSIONS_BOOTSTRAP_PASSWORD_FILE": str(
                 _write_secret(tmp_path / "password", password)
             ),
-            "TMUX_SESSIONS_ALLOWED_ORIGINS": state.base_url,
+            # The nginx origin, and the Vite dev server's for the dev-proxy test.
+            "TMUX_SESSIONS_ALLOWED_ORIGINS": (
+                f"{state.base_url},http://127.0.0.1:{state.ports['vite']}"
+            ),
             "TMUX_SESSIONS_DEFAULT_CWD": str(workspace),
         }
     )
