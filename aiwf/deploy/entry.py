@@ -25,9 +25,17 @@ from aiwf.inventory import settings_for_host
 
 
 def pyinfra_arguments(argv: list[str] | None = None) -> tuple[Path, bool]:
-    """(inventory file, ``--dry``?) from pyinfra's command line, parsed by pyinfra's own parser."""
-    from pyinfra_cli.cli import cli
+    """(inventory file, ``--dry``?) from pyinfra's command line, parsed by pyinfra's own parser.
 
+    Only under pyinfra's command line (which has loaded its parser): importing it elsewhere would
+    monkey-patch the whole process for gevent.
+    """
+    pyinfra_cli = sys.modules.get("pyinfra_cli.cli")
+    if pyinfra_cli is None:
+        raise DeployError(
+            "deploy.py runs under pyinfra's command line: 'pyinfra INVENTORY deploy.py'"
+        )
+    cli = pyinfra_cli.cli
     words = list(sys.argv[1:] if argv is None else argv)
     context = cli.make_context("pyinfra", words, resilient_parsing=True)
     inventory = context.params.get("inventory")

@@ -139,25 +139,56 @@ class TextFile(FactBase[str | None]):
         return None
 
 
-class StackHealth(FactBase[dict[str, Any] | None]):
-    """``aiwf health --json`` on the host; ``None`` when aiwf is not installed there yet."""
+def _json_or_none(output: Iterable[str]) -> Any:
+    text = "\n".join(output).strip()
+    try:
+        return json.loads(text) if text else None
+    except json.JSONDecodeError:
+        return {"status": "unreadable", "output": text[-500:]}
+
+
+class StackPlan(FactBase[dict[str, Any] | None]):
+    """``aiwf up --json`` on the host (the plan, nothing applied); ``None`` before aiwf is there.
+
+    Example: ``{"missing_images": [], "steps": []}`` for a stack with nothing to do.
+    """
 
     def command(self, command: str) -> str:
         return (
-            f"if [ -x {command} ]; then {command} health --json 2>/dev/null "
-            "|| true; else echo '{\"installed\": false}'; fi"
+            f"if [ -x {command} ]; then {command} up --json 2>/dev/null "
+            "|| echo '{\"error\": true}'; else echo '{\"installed\": false}'; fi"
         )
 
     def process(self, output: Iterable[str]) -> dict[str, Any] | None:
-        text = "\n".join(output).strip()
-        try:
-            value = json.loads(text) if text else None
-        except json.JSONDecodeError:
-            return {"status": "unreadable", "output": text[-500:]}
+        value = _json_or_none(output)
         if not isinstance(value, dict) or value.get("installed") is False:
             return None
         return value
 
     @staticmethod
     def default() -> dict[str, Any] | None:
+        return None
+
+
+class StackHealth(FactBase[Any]):
+    """``aiwf health --json`` on the host, or ``aiwf ps --json`` where there is no health command.
+
+    ``None`` when aiwf is not installed there yet.
+    """
+
+    def command(self, command: str) -> str:
+        return (
+            f"if [ -x {command} ]; then {command} health --json 2>/dev/null "
+            f'|| {command} ps --json 2>/dev/null || echo \'{{"status": "unknown"}}\'; '
+            "else echo '{\"installed\": false}'; fi"
+        )
+
+    def process(self, output: Iterable[str]) -> Any:
+        value = _json_or_none(output)
+        if isinstance(value, dict) and value.get("installed") is False:
+            return None
+        return value
+
+    @staticmethod
+    def default() -> Any:
         return None

@@ -17,10 +17,11 @@ import shlex
 from collections.abc import Callable, Generator
 from typing import Any
 
+import gevent
 from pyinfra.api.operation import operation
 from pyinfra.context import host
 
-from aiwf.deploy.facts import HostSurvey, StackHealth, TextFile
+from aiwf.deploy.facts import HostSurvey, StackHealth, StackPlan, TextFile
 
 #: Marker files recording which artifact a folder or venv holds (by SHA-256).
 ARCHIVE_MARKER = ".aiwf-archive.sha256"
@@ -82,33 +83,56 @@ def engine_answers(start_timeout_s: int = 60) -> Generator[str, None, None]:
     )
 
 
-def health_status(report: dict[str, Any] | None) -> tuple[bool, str]:
-    """(healthy?, one line naming what is not) from ``aiwf health --json``'s report."""
+def health_status(report: Any) -> tuple[bool, str]:
+    """(healthy?, one line naming what is not) from ``aiwf health --json`` or ``aiwf ps --json``."""
     if report is None:
         return False, "aiwf is not installed on the host yet"
+    if isinstance(report, list):
+        if not report:
+            return False, "no container of the stack exists"
+        sick = [
+            f"{row.get('service')}: {row.get('state')}/{row.get('health') or 'no health check'}"
+            for row in report
+            if isinstance(row, dict)
+            and (row.get("state") != "running" or row.get("health") not in (None, "healthy"))
+        ]
+        return (not sick), "; ".join(sick) or "healthy"
+    if not isinstance(report, dict):
+        return False, f"unreadable health report: {str(report)[:200]}"
     status = str(report.get("status", "unknown"))
     if status in ("healthy", "ok"):
         return True, "healthy"
     problems = []
     for check in report.get("checks", []) or []:
         if isinstance(check, dict) and check.get("status") not in ("healthy", "ok", "warning"):
-            problems.append(
-                f"{check.get('name', '?')}: {check.get('detail') or check.get('status')}"
-            )
+            detail = check.get("detail") or check.get("status")
+            problems.append(f"{check.get('name', '?')}: {detail}")
     return False, f"{status}: " + ("; ".join(problems) if problems else str(report)[:300])
+
+
+def plan_is_empty(plan: dict[str, Any] | None) -> bool:
+    """Whether ``aiwf up --json`` on the host has nothing to do."""
+    if plan is None or plan.get("error"):
+        return False
+    return not plan.get("steps") and not plan.get("missing_images")
 
 
 @operation()
 def converge_stack(command: str, inputs_changed: Callable[[], bool]) -> Generator[str, None, None]:
-    """``aiwf up`` on the host when what it builds from changed or the stack is not healthy."""
-    healthy, _why = health_status(host.get_fact(StackHealth, command=command))
-    if healthy and not inputs_changed():
+    """``aiwf up --build`` on the host when its inputs changed or its plan is not empty.
+
+    The plan is the engine's own (``aiwf up --json``), so a removed or drifted container is put
+    back even when nothing was uploaded.
+    """
+    if not inputs_changed() and plan_is_empty(host.get_fact(StackPlan, command=command)):
         return
-    yield f"{_q(command)} up"
+    yield f"{_q(command)} up --build"
 
 
 @operation()
-def require_healthy(command: str) -> Generator[str, None, None]:
+def require_healthy(
+    command: str, attempts: int = 10, interval_s: float = 3.0
+) -> Generator[str, None, None]:
     """Fail the deploy of this host unless ``aiwf health`` on the host says healthy.
 
     Changes nothing, so it reports no change on a healthy stack; an unhealthy one fails the
@@ -116,7 +140,12 @@ def require_healthy(command: str) -> Generator[str, None, None]:
     """
     if not host.state.is_executing:
         return
-    healthy, why = health_status(host.get_fact(StackHealth, command=command))
+    healthy, why = False, ""
+    for _attempt in range(attempts):
+        healthy, why = health_status(host.get_fact(StackHealth, command=command))
+        if healthy:
+            return
+        gevent.sleep(interval_s)
     if not healthy:
         yield f"echo {_q('the stack is not healthy: ' + why)} >&2; exit 1"
 
