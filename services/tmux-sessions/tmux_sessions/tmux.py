@@ -108,13 +108,18 @@ class Tmux:
         daemonises, and an inherited pipe would then never reach end-of-file.
         """
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            process = await asyncio.create_subprocess_exec(
-                *self.command(*args),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                env=subprocess_environment(),
-            )
+            try:
+                process = await asyncio.create_subprocess_exec(
+                    *self.command(*args),
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    env=subprocess_environment(),
+                )
+            except OSError as error:
+                reason = error.strerror
+                message = f"cannot run {self.binary} ({reason}); check TMUX_SESSIONS_TMUX_BINARY"
+                raise TmuxError(message) from None
             try:
                 code = await asyncio.wait_for(process.wait(), self.timeout)
             except TimeoutError:

@@ -41,13 +41,36 @@ def test_health_ok_without_any_session(service: Any) -> None:
     assert response.headers["content-type"].startswith("text/plain")
 
 
-def test_health_503_when_tmux_cannot_be_used(service_root: Path, service_factory: Any) -> None:
-    broken = service_factory(
-        service_root, {"TMUX_SESSIONS_TMUX_SOCKET": str(service_root / "absent" / "sock")}
-    )
+@pytest.mark.parametrize(
+    ("setting", "value", "reason"),
+    [
+        ("TMUX_SESSIONS_TMUX_BINARY", "/nonexistent/tmux", "does not answer"),
+        ("TMUX_SESSIONS_TMUX_SOCKET", "{root}/a-file/sock", "does not exist"),
+    ],
+)
+def test_health_503_when_tmux_cannot_be_used(
+    service_root: Path, service_factory: Any, setting: str, value: str, reason: str
+) -> None:
+    (service_root / "a-file").write_text("not a directory")
+    broken = service_factory(service_root, {setting: value.format(root=service_root)})
     response = httpx.get(broken.base_url + "/health")
     assert response.status_code == 503
-    assert "absent" in response.text
+    assert reason in response.text
+
+
+def test_socket_directory_is_created_like_tmux_does(
+    service_root: Path, service_factory: Any
+) -> None:
+    socket = service_root / "fresh" / "tmux-1000" / "default"
+    running = service_factory(service_root, {"TMUX_SESSIONS_TMUX_SOCKET": str(socket)})
+    try:
+        assert httpx.get(running.base_url + "/health").status_code == 200
+        assert (socket.parent.stat().st_mode & 0o777) == 0o700
+        with running.token_client() as client:
+            assert client.post("/api/sessions", json={"command": "sleep 60"}).status_code == 201
+        assert socket.is_socket()
+    finally:
+        subprocess.run(["tmux", "-S", str(socket), "kill-server"], capture_output=True)
 
 
 # --- login and the auth check --------------------------------------------------------------
