@@ -14,8 +14,21 @@ DASHBOARD := services/dashboard
 # Debian packages the tests drive for real.
 TEST_APT_PACKAGES := nginx tmux logrotate espeak-ng ffmpeg sox pebble certbot openssh-server \
 	debootstrap docker-compose chromium zstd
+# What `aiwf up` may need on the host: debootstrap builds the local base image when no registry
+# answers; zstd compresses backups.
+UP_APT_PACKAGES := debootstrap zstd
 
-.PHONY: venv engine deps node lint dashboard test up
+# Install the Debian packages in $(1) that are missing, with one apt-get call.
+define apt_install_missing
+	@missing="$$(for p in $(1); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done)"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+endef
+
+.PHONY: venv engine deps host-tools node lint dashboard test up
 
 ## venv: .venv with aiwf and every Python service installed (editable), test tools included
 venv: $(VENV)/.installed
@@ -38,11 +51,11 @@ engine:
 
 ## deps: the Debian packages the tests use, installed when missing (one apt-get call)
 deps:
-	@missing="$$(for p in $(TEST_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done)"; \
-	if [ -n "$$missing" ]; then \
-		echo "installing:" $$missing; \
-		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
-	fi
+	$(call apt_install_missing,$(TEST_APT_PACKAGES))
+
+## host-tools: the Debian packages `aiwf up` may need on this host
+host-tools:
+	$(call apt_install_missing,$(UP_APT_PACKAGES))
 
 ## node: npm for the dashboard (Debian's nodejs when none is installed; the dashboard needs 20.19+)
 node:
@@ -75,5 +88,5 @@ test: deps engine venv lint dashboard
 	$(BIN)/pytest
 
 ## up: bring the stack up on this machine (aiwf up)
-up: venv engine node
+up: venv engine host-tools node
 	$(BIN)/aiwf up
