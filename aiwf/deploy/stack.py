@@ -142,46 +142,38 @@ def deploy_current_host(current: Any) -> None:
 
 
 @deploy("Docker engine and host packages")
-def docker_engine(settings: DeploySettings, survey: Survey) -> list[OperationMeta]:
+def docker_engine(settings: DeploySettings, survey: Survey) -> None:
     """Docker from Debian (``docker.io``) or Docker's apt repository, on and enabled at boot."""
     wanted = [*BASE_PACKAGES, *DOCKER_PACKAGES[settings.docker_source], *settings.extra_packages]
     installed = host.get_fact(DebPackages) or {}
     missing = [name for name in wanted if name not in installed]
-    changes: list[OperationMeta] = []
     if settings.docker_source == "docker":
         distribution = survey.distribution
-        changes.append(
-            apt.key(
-                name="Docker's apt signing key",
-                src=f"{settings.docker_apt_url}/{distribution}/gpg",
-            )
+        apt.key(
+            name="Docker's apt signing key",
+            src=f"{settings.docker_apt_url}/{distribution}/gpg",
         )
-        changes.append(
-            apt.repo(
-                name="Docker's apt repository",
-                src=f"deb [arch=amd64] {settings.docker_apt_url}/{distribution} "
-                f"{_codename(survey)} stable",
-                filename="docker",
-            )
+        apt.repo(
+            name="Docker's apt repository",
+            src=f"deb [arch=amd64] {settings.docker_apt_url}/{distribution} "
+            f"{_codename(survey)} stable",
+            filename="docker",
         )
     if missing:
         apt.update(name="Update the apt package lists")
-        changes.append(apt.packages(name="Install Docker and the host packages", packages=missing))
+        apt.packages(name="Install Docker and the host packages", packages=missing)
     if survey.systemd:
-        changes.append(
-            systemd.service(
-                name="Docker runs and starts at boot",
-                service="docker",
-                running=True,
-                enabled=True,
-            )
+        systemd.service(
+            name="Docker runs and starts at boot",
+            service="docker",
+            running=True,
+            enabled=True,
         )
     else:
         logger.warning(
             f"{host.print_prefix}systemd does not run here: Docker cannot be enabled at boot"
         )
-        changes.append(engine_answers(name="Docker engine answers"))
-    return changes
+        engine_answers(name="Docker engine answers")
 
 
 def _codename(survey: Survey) -> str:
@@ -191,8 +183,8 @@ def _codename(survey: Survey) -> str:
 
 
 @deploy("Directories")
-def directories(config: StackConfig, layout: RemoteLayout, settings: DeploySettings) -> None:
-    """Every folder the stack and aiwf use, with its owner and mode."""
+def directories(config: StackConfig, layout: RemoteLayout) -> None:
+    """The folders aiwf and the stack's files live in, root's, private ones 0700."""
     paths = config.paths
     private: list[object] = [
         secrets_dir(config),
@@ -212,15 +204,10 @@ def directories(config: StackConfig, layout: RemoteLayout, settings: DeploySetti
         acme_webroot(config),
         PurePosixPath(paths.data_dir) / "logs" / "nginx",
     ]
-    working: list[object] = [paths.workspace, paths.tickets_dir, paths.completion_dir]
     for folder in shared:
         files.directory(name=f"Folder {folder}", path=str(folder), user="root", mode="755")
     for folder in private:
         files.directory(name=f"Private folder {folder}", path=str(folder), user="root", mode="700")
-    for folder in working:
-        files.directory(
-            name=f"Working folder {folder}", path=str(folder), user=settings.owner, mode="755"
-        )
     files.directory(
         name=f"tmux socket folder {paths.tmux_socket_dir}",
         path=str(paths.tmux_socket_dir),
@@ -229,8 +216,21 @@ def directories(config: StackConfig, layout: RemoteLayout, settings: DeploySetti
     )
 
 
+@deploy("Working folders")
+def working_folders(config: StackConfig, settings: DeploySettings) -> None:
+    """The folders people and agents work in, owned by ``aiwf_deploy.owner``.
+
+    Run after ``aiwf up``, which creates them (and fills a new ticket folder with examples).
+    """
+    paths = config.paths
+    for folder in (paths.workspace, paths.tickets_dir, paths.completion_dir):
+        files.directory(
+            name=f"Working folder {folder}", path=str(folder), user=settings.owner, mode="755"
+        )
+
+
 @deploy("Rendered files")
-def rendered_files(config: StackConfig, layout: RemoteLayout) -> list[OperationMeta]:
+def rendered_files(config: StackConfig, layout: RemoteLayout) -> None:
     """nginx.conf and the compose file where the containers read them; logrotate's file."""
     from aiwf.render import RenderContext, render_all
 
@@ -238,18 +238,15 @@ def rendered_files(config: StackConfig, layout: RemoteLayout) -> list[OperationM
         services_dir=str(layout.source / "services")
     )
     texts = render_all(config, context)
-    changes = []
     for name, text in texts.items():
         if name == "logrotate.conf":
             continue
-        changes.append(
-            files.put(
-                name=f"Rendered {name}",
-                src=StringIO(text),
-                dest=str(rendered_dir(config) / name),
-                user="root",
-                mode="644",
-            )
+        files.put(
+            name=f"Rendered {name}",
+            src=StringIO(text),
+            dest=str(rendered_dir(config) / name),
+            user="root",
+            mode="644",
         )
     if "logrotate.conf" in texts:
         files.put(
@@ -259,7 +256,6 @@ def rendered_files(config: StackConfig, layout: RemoteLayout) -> list[OperationM
             user="root",
             mode="644",
         )
-    return changes
 
 
 @deploy("Application")
@@ -270,24 +266,26 @@ def application(
     plane_key: str | None,
     artifacts: Artifacts,
 ) -> list[OperationMeta]:
-    """aiwf's wheel in a venv, the sources ``aiwf up`` builds from, the host's settings."""
-    changes = []
+    """aiwf's wheel in a venv, the sources ``aiwf up`` builds from, the host's settings.
+
+    Returns the operations after whose change ``aiwf up`` must run (the wheel, the sources, the
+    Plane key). Settings and rendered files need no such hint: the engine's own plan sees them.
+    """
     remote_wheel = layout.dist / artifacts.wheel.name
-    uploaded = files.put(
+    files.put(
         name="aiwf wheel uploaded",
         src=str(artifacts.wheel),
         dest=str(remote_wheel),
         user="root",
         mode="644",
     )
-    changes += [
-        uploaded,
+    build_inputs = [
         install_wheel(
             name="aiwf installed in its venv",
             venv=str(layout.venv),
             wheel=str(remote_wheel),
             digest=artifacts.digest(artifacts.wheel),
-        ),
+        )
     ]
     for key, archive in artifacts.archives.items():
         remote = layout.dist / archive.name
@@ -298,7 +296,7 @@ def application(
             user="root",
             mode="644",
         )
-        changes.append(
+        build_inputs.append(
             unpack_archive(
                 name=f"{archive_destination(key)} sources in place",
                 archive=str(remote),
@@ -306,14 +304,12 @@ def application(
                 digest=artifacts.digest(archive),
             )
         )
-    changes.append(
-        files.put(
-            name="Host settings",
-            src=StringIO(host_settings_text(settings)),
-            dest=str(layout.settings_file),
-            user="root",
-            mode="600",
-        )
+    files.put(
+        name="Host settings",
+        src=StringIO(host_settings_text(settings)),
+        dest=str(layout.settings_file),
+        user="root",
+        mode="600",
     )
     files.put(
         name="aiwf command for this host",
@@ -323,7 +319,8 @@ def application(
         mode="755",
     )
     if plane_key is not None:
-        changes.append(
+        # ``aiwf up`` copies the key into the stack's secrets: a new key needs a run of it.
+        build_inputs.append(
             files.put(
                 name="Plane API key",
                 src=StringIO(plane_key + "\n"),
@@ -332,7 +329,7 @@ def application(
                 mode="600",
             )
         )
-    return changes
+    return build_inputs
 
 
 def _command_script(layout: RemoteLayout) -> str:
@@ -456,10 +453,10 @@ def _deploy_stack(given: HostInput) -> None:
         lock.hold(state, host, layout.lock, holder)
     try:
         docker_engine(settings=given.deploy, survey=survey)
-        directories(config=config, layout=layout, settings=given.deploy)
-        inputs = cast(list[OperationMeta], rendered_files(config=config, layout=layout))
+        directories(config=config, layout=layout)
+        rendered_files(config=config, layout=layout)
         certificate(config=config, layout=layout)
-        inputs += cast(
+        inputs = cast(
             list[OperationMeta],
             application(
                 config=config,
@@ -475,6 +472,7 @@ def _deploy_stack(given: HostInput) -> None:
             command=command,
             inputs_changed=lambda: any(op.changed for op in inputs),
         )
+        working_folders(config=config, settings=given.deploy)
         if config.tls.mode == "letsencrypt":
             letsencrypt_certificate(
                 name="Let's Encrypt certificate",
