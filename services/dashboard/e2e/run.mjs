@@ -163,8 +163,20 @@ await runScenario(
     await waitForTerminalText(page, 'back-16');
     step('terminal reconnected after tmux-sessions restarted');
 
-    // 12. The daemon stops: the banner says so and why.
+    // 12. The agent reports completion the way /complete does: the summary goes
+    // into $COMPLETION_FILE; the ticket moves to Completed with it.
+    await page.keyboard.type('printf "Wrote the feature, tests pass" > "$COMPLETION_FILE"\n');
     await page.getByRole('link', { name: 'Tickets' }).click();
+    const done = page.locator(`[data-testid="completed-ticket"][data-ticket-id="${APPROVE_ID}"]`);
+    await done.waitFor(WAIT);
+    const doneText = await done.innerText();
+    if (!doneText.includes('Wrote the feature, tests pass') || !doneText.includes('just now')) {
+      throw new Error(`completed ticket lacks summary or time: ${doneText}`);
+    }
+    await page.screenshot({ path: join(OUT, '09-completed.png'), fullPage: true });
+    step('completed ticket shown with its summary and when');
+
+    // 13. The daemon stops: the banner says so and why.
     if (await page.getByTestId('health-banner').isVisible()) throw new Error('banner shown while the daemon is healthy');
     await control('stop-orchestrator');
     const banner = page.getByTestId('health-banner');
@@ -173,10 +185,10 @@ await runScenario(
     if (!/Daemon unhealthy/.test(bannerText) || !/Health check failed/.test(bannerText)) {
       throw new Error(`unexpected banner: ${bannerText}`);
     }
-    await page.screenshot({ path: join(OUT, '09-unhealthy.png') });
+    await page.screenshot({ path: join(OUT, '10-unhealthy.png') });
     step('daemon unhealthy banner shown with the reason');
 
-    // 13. Sign out: every view needs the session again.
+    // 14. Sign out: every view needs the session again.
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByRole('form', { name: 'Sign in' }).waitFor(WAIT);
     await page.goto(`${BASE}/terminals`);

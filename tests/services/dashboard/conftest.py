@@ -265,6 +265,7 @@ def running_stack(tmp_path: Path, *, whisper: bool) -> Iterator[Stack]:
                 "printf 'agent working on %s\\n' {ticket_id}; exec bash --norc --noprofile"
             ),
             "ORCHESTRATOR_POLL_INTERVAL": "1",
+            "ORCHESTRATOR_RESCAN_INTERVAL": "1",
             # Long on purpose: check_sessions lists sessions before taking its lock, so a
             # session started by an approval in between is taken for vanished (reported).
             "ORCHESTRATOR_SESSION_CHECK_INTERVAL": "120",

@@ -120,6 +120,7 @@ def test_dashboard_end_to_end(stack: Any) -> None:
         "usable at phone width",
         "no console errors while the services were up",
         "terminal reconnected after tmux-sessions restarted",
+        "completed ticket shown with its summary and when",
         "daemon unhealthy banner shown with the reason",
         "signed out; views need the session again",
     ]
@@ -127,9 +128,10 @@ def test_dashboard_end_to_end(stack: Any) -> None:
 
     # What the browser did, as the services recorded it.
     data = stack.tmp / "orchestrator-data"
-    active = json.loads((data / "active-tickets.json").read_text(encoding="utf-8"))
+    completed = json.loads((data / "completed-tickets.json").read_text(encoding="utf-8"))
     pending = json.loads((data / "pending-tickets.json").read_text(encoding="utf-8"))
-    assert APPROVE_ID in json.dumps(active)
+    assert "Wrote the feature, tests pass" in json.dumps(completed)
+    assert APPROVE_ID in json.dumps(completed)
     assert APPROVE_ID not in json.dumps(pending)
     assert REJECT_ID not in json.dumps(pending)
     sessions = stack.tmux_get("/api/sessions")
@@ -137,7 +139,13 @@ def test_dashboard_end_to_end(stack: Any) -> None:
     agent = [s for s in sessions if s.get("alive") and APPROVE_ID in s["name"]]
     assert agent, f"no live session for {APPROVE_ID}: {sorted(names)}"
     assert not any(s.get("alive") for s in sessions if s["name"] == "e2e-scratch")
-    for shot in ("01-login.png", "02-pending.png", "04-terminal.png", "09-unhealthy.png"):
+    for shot in (
+        "01-login.png",
+        "02-pending.png",
+        "04-terminal.png",
+        "09-completed.png",
+        "10-unhealthy.png",
+    ):
         assert (out_dir / shot).stat().st_size > 0
 
 
