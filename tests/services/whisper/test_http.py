@@ -190,3 +190,17 @@ def test_requests_past_the_queue_bound_get_503(
     assert "terminal" in results["long"].json()["text"].lower()
     accepted = post_file(base, clips / "open.wav")  # the place is free again
     assert accepted.status_code == 200
+
+
+def test_lazy_loading_reports_the_model_as_not_loaded_until_used(
+    launch: Callable[..., str], clips: Path, sentences: dict[str, str],
+    wer: Callable[[str, str], float],
+) -> None:  # fmt: skip
+    base = launch(preload="false")
+    (model,) = httpx.get(f"{base}/api/whisper/models").json()["models"]
+    assert model["loaded"] is False and model["load_seconds"] is None
+    assert httpx.get(f"{base}/health").json()["model_loaded"] is False
+    response = post_file(base, clips / "open.wav")
+    assert wer(sentences["open"], response.json()["text"]) < WER_BOUND
+    (model,) = httpx.get(f"{base}/api/whisper/models").json()["models"]
+    assert model["loaded"] is True

@@ -13,7 +13,7 @@ router = APIRouter()
 @router.get("/health", response_model=HealthPublic)
 @router.get("/api/whisper/health", response_model=HealthPublic)
 async def health(speech: SpeechDep) -> HealthPublic:
-    """``healthy`` once the model is loaded (``loading`` before, with ``WHISPER_PRELOAD=false``)."""
+    """``loading`` only while a preloaded model is still loading; lazy loading reports healthy."""
     return HealthPublic(
         status="healthy" if speech.engine.loaded or not speech.settings.preload else "loading",
         model_loaded=speech.engine.loaded,
