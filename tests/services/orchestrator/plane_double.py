@@ -60,7 +60,7 @@ class PlaneDouble:
     # -------------------------------------------------------------- data helpers
     def tick(self) -> str:
         self._clock += timedelta(seconds=1)
-        return self._clock.isoformat().replace("+00:00", "Z")
+        return str(self._clock.isoformat()).replace("+00:00", "Z")
 
     def add_project(self, identifier: str) -> PlaneProjectData:
         states = [
@@ -73,10 +73,10 @@ class PlaneDouble:
         return project
 
     def state_id(self, project: PlaneProjectData, group: str) -> str:
-        return next(s["id"] for s in project.states if s["group"] == group)
+        return str(next(s["id"] for s in project.states if s["group"] == group))
 
     def label_id(self, project: PlaneProjectData, name: str) -> str:
-        return next(label["id"] for label in project.labels if label["name"] == name)
+        return str(next(label["id"] for label in project.labels if label["name"] == name))
 
     def add_item(
         self,
@@ -89,7 +89,7 @@ class PlaneDouble:
     ) -> dict[str, Any]:
         with self.lock:
             stamp = self.tick()
-            item = {
+            item: dict[str, Any] = {
                 "id": str(uuid.uuid4()),
                 "name": name,
                 "description_html": description_html,
@@ -114,7 +114,7 @@ class PlaneDouble:
 
     def group_of(self, project: PlaneProjectData, item_id: str) -> str:
         state_id = project.items[item_id]["state"]
-        return next(s["group"] for s in project.states if s["id"] == state_id)
+        return str(next(s["group"] for s in project.states if s["id"] == state_id))
 
     def count(self, path_part: str, method: str = "GET") -> int:
         return sum(1 for m, p, _ in self.requests if m == method and path_part in p)

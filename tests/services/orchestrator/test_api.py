@@ -7,6 +7,7 @@ import hmac
 import json
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -59,7 +60,9 @@ def active(url: str) -> dict[str, dict[str, Any]]:
     return {t["id"]: t for t in httpx.get(url + "/api/active-tickets").json()["tickets"]}
 
 
-def test_health_reports_the_contract_keys(make_settings, tmux_service, app_server, waiter):
+def test_health_reports_the_contract_keys(
+    make_settings: Any, tmux_service: Any, app_server: Any, waiter: Any
+) -> None:
     url = app_server(fast(make_settings, tmux_service))
     body = httpx.get(url + "/health").json()
     assert set(body) == {
@@ -75,7 +78,9 @@ def test_health_reports_the_contract_keys(make_settings, tmux_service, app_serve
     assert body["status"] == "healthy", body["problems"]
 
 
-def test_health_degrades_with_a_clear_reason(make_settings, app_server, tmp_path):
+def test_health_degrades_with_a_clear_reason(
+    make_settings: Any, app_server: Any, tmp_path: Path
+) -> None:
     claude_json = tmp_path / "claude.json"
     claude_json.write_text('{"mcpServers": {"plane": {"env": {"PLANE_API_KEY": "k"')
     url = app_server(make_settings(claude_json=claude_json, tmux_url="http://127.0.0.1:9"))
@@ -87,7 +92,9 @@ def test_health_degrades_with_a_clear_reason(make_settings, app_server, tmp_path
     assert any("tmux-sessions" in p for p in body["problems"])
 
 
-def test_missing_workspace_slug_is_named(make_settings, app_server, tmp_path):
+def test_missing_workspace_slug_is_named(
+    make_settings: Any, app_server: Any, tmp_path: Path
+) -> None:
     claude_json = tmp_path / "claude.json"
     claude_json.write_text(json.dumps({"mcpServers": {"plane": {"env": {"PLANE_API_KEY": "s3"}}}}))
     url = app_server(make_settings(claude_json=claude_json))
@@ -98,8 +105,8 @@ def test_missing_workspace_slug_is_named(make_settings, app_server, tmp_path):
 
 
 def test_approve_reject_retry_delete(
-    make_settings, tmux_service, app_server, ticket_writer, waiter
-):
+    make_settings: Any, tmux_service: Any, app_server: Any, ticket_writer: Any, waiter: Any
+) -> None:
     settings = fast(make_settings, tmux_service)
     for ticket_id in ("A-1", "A-2", "A-3"):
         ticket_writer(settings.tickets_dir, ticket_id, f"Ticket {ticket_id}")
@@ -143,8 +150,8 @@ def test_approve_reject_retry_delete(
 
 
 def test_concurrency_cap_queues_and_time_limit_marks_overdue(
-    make_settings, tmux_service, app_server, ticket_writer, waiter
-):
+    make_settings: Any, tmux_service: Any, app_server: Any, ticket_writer: Any, waiter: Any
+) -> None:
     settings = fast(make_settings, tmux_service, max_active=1, session_time_limit=1.0)
     for ticket_id in ("C-1", "C-2"):
         ticket_writer(settings.tickets_dir, ticket_id, ticket_id)
@@ -164,7 +171,9 @@ def test_concurrency_cap_queues_and_time_limit_marks_overdue(
     assert completed["tickets"][0]["summary"] == "done"
 
 
-def test_metrics_exposition(make_settings, tmux_service, app_server, ticket_writer, waiter):
+def test_metrics_exposition(
+    make_settings: Any, tmux_service: Any, app_server: Any, ticket_writer: Any, waiter: Any
+) -> None:
     settings = fast(make_settings, tmux_service)
     ticket_writer(settings.tickets_dir, "M-1", "Metric")
     url = app_server(settings)
@@ -177,7 +186,9 @@ def test_metrics_exposition(make_settings, tmux_service, app_server, ticket_writ
     assert "orchestrator_tracker_update_failures_total" in text
 
 
-def test_cors_allows_only_configured_origins(make_settings, tmux_service, app_server):
+def test_cors_allows_only_configured_origins(
+    make_settings: Any, tmux_service: Any, app_server: Any
+) -> None:
     url = app_server(fast(make_settings, tmux_service, cors_origins="https://ops.example, *"))
     allowed = httpx.options(
         url + "/api/pending-tickets",
@@ -189,7 +200,9 @@ def test_cors_allows_only_configured_origins(make_settings, tmux_service, app_se
     assert "access-control-allow-origin" not in other.headers
 
 
-def test_plane_webhook_signature_and_dedup(make_settings, tmux_service, app_server, tmp_path):
+def test_plane_webhook_signature_and_dedup(
+    make_settings: Any, tmux_service: Any, app_server: Any, tmp_path: Path
+) -> None:
     secret_file = tmp_path / "webhook-secret"
     secret_file.write_text("hook-secret\n")
     url = app_server(fast(make_settings, tmux_service, webhook_secret_file=secret_file))

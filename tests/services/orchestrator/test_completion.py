@@ -24,7 +24,13 @@ def set_aside(settings: Any, kind: str) -> list[Path]:
 
 
 @pytest.fixture
-async def running(make_settings, make_orchestrator, tmux_service, ticket_writer, tmp_path):
+async def running(
+    make_settings: Any,
+    make_orchestrator: Any,
+    tmux_service: Any,
+    ticket_writer: Any,
+    tmp_path: Path,
+) -> Any:
     """An orchestrator with tickets T-1 and T-2 approved and running in real tmux sessions."""
     settings = make_settings(
         tmux_url=tmux_service.url,
@@ -42,7 +48,7 @@ async def running(make_settings, make_orchestrator, tmux_service, ticket_writer,
     return orchestrator
 
 
-async def test_valid_file_completes_the_ticket(running):
+async def test_valid_file_completes_the_ticket(running: Any) -> None:
     settings = running.settings
     path = settings.completion_dir / "completion-T-1.txt"
     path.write_text("Added the endpoint.\nTests pass. <b>ok</b>\n", encoding="utf-8")
@@ -61,7 +67,7 @@ async def test_valid_file_completes_the_ticket(running):
     assert "T-1" in (settings.data_dir / "completed-tickets.json").read_text()
 
 
-async def test_unknown_ticket_file_is_kept_aside(running):
+async def test_unknown_ticket_file_is_kept_aside(running: Any) -> None:
     settings = running.settings
     path = settings.completion_dir / "completion-NOPE-9.txt"
     path.write_text("summary")
@@ -75,7 +81,7 @@ async def test_unknown_ticket_file_is_kept_aside(running):
     assert set(running.store.active) == {"T-1", "T-2"}
 
 
-async def test_symlink_is_refused_and_its_target_untouched(running, tmp_path):
+async def test_symlink_is_refused_and_its_target_untouched(running: Any, tmp_path: Path) -> None:
     settings = running.settings
     secret = tmp_path / "secret.txt"
     secret.write_text("do not read me")
@@ -93,7 +99,7 @@ async def test_symlink_is_refused_and_its_target_untouched(running, tmp_path):
     assert not os.path.lexists(link)
 
 
-async def test_one_mebibyte_file_is_refused(running):
+async def test_one_mebibyte_file_is_refused(running: Any) -> None:
     settings = running.settings
     path = settings.completion_dir / "completion-T-1.txt"
     path.write_bytes(b"x" * (1024 * 1024))
@@ -108,7 +114,7 @@ async def test_one_mebibyte_file_is_refused(running):
     assert len(kept) == 1 and kept[0].stat().st_size == 1024 * 1024
 
 
-async def test_invalid_utf8_is_refused(running):
+async def test_invalid_utf8_is_refused(running: Any) -> None:
     settings = running.settings
     path = settings.completion_dir / "completion-T-2.txt"
     path.write_bytes(b"done \xff\xfe broken")
@@ -122,7 +128,7 @@ async def test_invalid_utf8_is_refused(running):
     assert kept[0].read_bytes() == b"done \xff\xfe broken"
 
 
-async def test_traversal_name_never_reaches_outside(running):
+async def test_traversal_name_never_reaches_outside(running: Any) -> None:
     settings = running.settings
     (settings.completion_dir / "completion-..").mkdir()
     escaped = settings.completion_dir / "completion-../../x.txt"
@@ -141,7 +147,7 @@ async def test_traversal_name_never_reaches_outside(running):
     assert [p.read_text() for p in kept] == ["odd name"]
 
 
-async def test_second_file_for_a_ticket_keeps_the_first_summary(running):
+async def test_second_file_for_a_ticket_keeps_the_first_summary(running: Any) -> None:
     settings = running.settings
     first = settings.completion_dir / "completion-T-1.txt"
     first.write_text("first summary")
@@ -158,7 +164,7 @@ async def test_second_file_for_a_ticket_keeps_the_first_summary(running):
     assert [p.read_text() for p in set_aside(settings, "rejected")] == ["second summary"]
 
 
-async def test_file_still_being_written_waits(running):
+async def test_file_still_being_written_waits(running: Any) -> None:
     settings = running.settings
     path = settings.completion_dir / "completion-T-2.txt"
     path.write_text("partial")
@@ -172,7 +178,7 @@ async def test_file_still_being_written_waits(running):
     assert running.store.completed["T-2"].summary == "partial"
 
 
-async def test_completion_for_pending_ticket_is_refused(running):
+async def test_completion_for_pending_ticket_is_refused(running: Any) -> None:
     settings = running.settings
     path = settings.completion_dir / "completion-T-3.txt"
     path.write_text("too early")

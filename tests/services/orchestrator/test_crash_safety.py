@@ -37,7 +37,9 @@ def read_state(data_dir: Path) -> dict[str, list[dict[str, Any]]]:
     return {name: json.loads((data_dir / name).read_text()) for name in STATE_FILES}
 
 
-def test_kill_nine_during_writes_loses_nothing(tmp_path, tmux_service, daemon_factory, waiter):
+def test_kill_nine_during_writes_loses_nothing(
+    tmp_path: Path, tmux_service: Any, daemon_factory: Any, waiter: Any
+) -> None:
     tickets = tmp_path / "tickets"
     data = tmp_path / "data"
     for folder in (tickets, data, tmp_path / "completions", tmp_path / "workspace"):

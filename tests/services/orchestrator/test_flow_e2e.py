@@ -54,7 +54,9 @@ def daemon_env(tmp_path: Path, tmux_service: Any, script: Path, **extra: str) ->
     return env
 
 
-def test_local_ticket_runs_to_completion(tmp_path, tmux_service, daemon_factory, waiter):
+def test_local_ticket_runs_to_completion(
+    tmp_path: Path, tmux_service: Any, daemon_factory: Any, waiter: Any
+) -> None:
     script = write_agent(tmp_path)
     env = daemon_env(tmp_path, tmux_service, script)
     (tmp_path / "tickets" / "E-1.md").write_text(
@@ -69,9 +71,9 @@ def test_local_ticket_runs_to_completion(tmp_path, tmux_service, daemon_factory,
     assert ticket["status"] == "active"
 
     def completed() -> list[dict[str, Any]]:
-        tickets: list[dict[str, Any]] = httpx.get(
-            daemon.url + "/api/completed-tickets"
-        ).json()["tickets"]
+        tickets: list[dict[str, Any]] = httpx.get(daemon.url + "/api/completed-tickets").json()[
+            "tickets"
+        ]
         return tickets
 
     done = waiter(completed, timeout=60)[0]
@@ -89,7 +91,9 @@ def test_local_ticket_runs_to_completion(tmp_path, tmux_service, daemon_factory,
     daemon.stop()
 
 
-def test_plane_ticket_reports_back(tmp_path, tmux_service, plane, daemon_factory, waiter):
+def test_plane_ticket_reports_back(
+    tmp_path: Path, tmux_service: Any, plane: Any, daemon_factory: Any, waiter: Any
+) -> None:
     double = plane.double
     project = double.add_project("OPS")
     item = double.add_item(project, "Rotate the logs")

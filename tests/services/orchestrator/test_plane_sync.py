@@ -27,7 +27,9 @@ def fill(plane: Any, count: int, identifier: str = "WEB") -> tuple[Any, list[dic
     return project, items
 
 
-async def test_first_sync_pages_through_250_tickets(plane, make_settings, make_orchestrator):
+async def test_first_sync_pages_through_250_tickets(
+    plane: Any, make_settings: Any, make_orchestrator: Any
+) -> None:
     project, items = fill(plane, 250)
     other = plane.double.add_item(project, "Not for the agent", labels=("bug",))
     started = plane.double.add_item(project, "Already running", group="started")
@@ -50,7 +52,9 @@ async def test_first_sync_pages_through_250_tickets(plane, make_settings, make_o
     assert saved.count('"id"') == 250
 
 
-async def test_unchanged_resync_costs_one_request(plane, make_settings, make_orchestrator):
+async def test_unchanged_resync_costs_one_request(
+    plane: Any, make_settings: Any, make_orchestrator: Any
+) -> None:
     fill(plane, 250)
     orchestrator = await make_orchestrator(plane_settings(make_settings, plane))
     await orchestrator.sync_once()
@@ -62,7 +66,9 @@ async def test_unchanged_resync_costs_one_request(plane, make_settings, make_orc
     assert len(orchestrator.store.pending) == 250
 
 
-async def test_sync_marks_survive_a_restart(plane, make_settings, make_orchestrator):
+async def test_sync_marks_survive_a_restart(
+    plane: Any, make_settings: Any, make_orchestrator: Any
+) -> None:
     fill(plane, 150)
     settings = plane_settings(make_settings, plane)
     first = await make_orchestrator(settings)
@@ -76,7 +82,9 @@ async def test_sync_marks_survive_a_restart(plane, make_settings, make_orchestra
     assert len(second.store.pending) == 150
 
 
-async def test_updated_ticket_refreshes_pending_copy(plane, make_settings, make_orchestrator):
+async def test_updated_ticket_refreshes_pending_copy(
+    plane: Any, make_settings: Any, make_orchestrator: Any
+) -> None:
     project, items = fill(plane, 120)
     orchestrator = await make_orchestrator(plane_settings(make_settings, plane))
     await orchestrator.sync_once()
@@ -97,8 +105,8 @@ async def test_updated_ticket_refreshes_pending_copy(plane, make_settings, make_
 
 
 async def test_rate_limit_and_server_errors_lose_and_duplicate_nothing(
-    plane, make_settings, make_orchestrator
-):
+    plane: Any, make_settings: Any, make_orchestrator: Any
+) -> None:
     fill(plane, 250)
     plane.double.rate_limit = 2
     plane.double.window_seconds = 1.0
@@ -117,7 +125,9 @@ async def test_rate_limit_and_server_errors_lose_and_duplicate_nothing(
     assert 'orchestrator_plane_requests_total{status="500"}' in exposition
 
 
-async def test_a_429_is_waited_out_and_retried(plane, make_settings, make_orchestrator):
+async def test_a_429_is_waited_out_and_retried(
+    plane: Any, make_settings: Any, make_orchestrator: Any
+) -> None:
     project, items = fill(plane, 30)
     orchestrator = await make_orchestrator(plane_settings(make_settings, plane))
     await orchestrator.sync_once()
@@ -137,7 +147,9 @@ async def test_a_429_is_waited_out_and_retried(plane, make_settings, make_orches
     assert len(orchestrator.store.pending) == 30
 
 
-async def test_unknown_project_is_a_clear_problem(plane, make_settings, make_orchestrator):
+async def test_unknown_project_is_a_clear_problem(
+    plane: Any, make_settings: Any, make_orchestrator: Any
+) -> None:
     fill(plane, 3)
     orchestrator = await make_orchestrator(
         plane_settings(make_settings, plane, plane_projects="NOPE")
@@ -151,8 +163,8 @@ async def test_unknown_project_is_a_clear_problem(plane, make_settings, make_orc
 
 @pytest.mark.parametrize("bad_key", ["wrong-key"])
 async def test_refused_key_is_reported_without_the_key(
-    plane, make_settings, make_orchestrator, bad_key
-):
+    plane: Any, make_settings: Any, make_orchestrator: Any, bad_key: Any
+) -> None:
     fill(plane, 3)
     settings = make_settings(
         plane_api_key=bad_key, plane_workspace_slug="acme", plane_api_url=plane.url
