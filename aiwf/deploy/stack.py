@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import shutil
 import tempfile
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from io import StringIO
@@ -102,12 +103,19 @@ class Artifacts:
 
 
 _BUILT: dict[tuple[str, ...], Artifacts] = {}
+#: Hosts are prepared in parallel greenlets; one of them builds, the others wait for it.
+_BUILDING = threading.Lock()
 
 
 def build_artifacts(folders: Sequence[str], root: Path | None = None) -> Artifacts:
     """Build (once per process and set of service folders) what the hosts get uploaded."""
     root = root or project_root()
     key = (str(root), *sorted(folders))
+    with _BUILDING:
+        return _built(root, key, folders)
+
+
+def _built(root: Path, key: tuple[str, ...], folders: Sequence[str]) -> Artifacts:
     if key not in _BUILT:
         if "dashboard" in folders:
             from aiwf.engine.build import ensure_dashboard_dist

@@ -111,6 +111,7 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
         tmp, port, key, project, _free_port(), _free_port(), tmp / "inventory" / "hosts.py"
     )
     found.inventory.parent.mkdir()
+    (tmp / "home").mkdir()  # the deploying user's home exists on any real host
     found.write_inventory()
     try:
         _wait_port(port)

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from aiwf.deploy.operations import converge_stack, unpack_archive
 from aiwf.deploy.settings import DeploySettings
 from aiwf.deploy.stack import HostInput, deploy_stack
@@ -175,3 +177,41 @@ def test_converge_runs_up_only_for_a_plan_or_changed_inputs(run_deploy: RunDeplo
     drifted = {"up --json": ['{"missing_images": [], "steps": [{"action": "create"}]}']}
     plan = run_deploy(converge_stack, drifted, command="/x/aiwf", inputs_changed=lambda: False)
     assert plan.has("/x/aiwf up --build")
+
+
+def test_plane_key_never_appears_in_commands_or_operation_arguments(
+    run_deploy: RunDeploy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_PLANE_KEY", "pk-very-secret-0123")
+    given = _input(
+        tmp_path,
+        services={
+            "dashboard": {"enabled": False},
+            "orchestrator": {"plane": {"api_key_env": "TEST_PLANE_KEY"}},
+        },
+    )
+    run = run_deploy(deploy_stack, dict(DEBIAN_HOST), given=given)
+    assert not run.failed
+    shown = " ".join(run.commands) + json.dumps(
+        {h: list(meta.args) + sorted(meta.names) for h, meta in run.state.op_meta.items()}
+    )
+    assert "pk-very-secret-0123" not in shown
+    assert any(
+        "Plane API key" in name for meta in run.state.op_meta.values() for name in meta.names
+    )
+
+
+def test_missing_plane_variable_stops_the_host_naming_the_field(
+    run_deploy: RunDeploy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TEST_PLANE_KEY", raising=False)
+    given = _input(
+        tmp_path,
+        services={
+            "dashboard": {"enabled": False},
+            "orchestrator": {"plane": {"api_key_env": "TEST_PLANE_KEY"}},
+        },
+    )
+    run = run_deploy(deploy_stack, dict(DEBIAN_HOST), given=given)
+    assert run.failed
+    assert _mutating(run) == []
