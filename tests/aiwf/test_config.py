@@ -211,3 +211,10 @@ def test_usage_errors_exit_2(aiwf: Aiwf) -> None:
     assert result.returncode == 2
     assert "No such option: --no-such-flag" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_config_reference_needs_no_valid_config(tmp_path: Path, aiwf: Aiwf) -> None:
+    path = _inventory(tmp_path, {"speech": {"mode": "remote"}})
+    result = aiwf("--inventory", str(path), "config-reference")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("# Configuration reference\n")
