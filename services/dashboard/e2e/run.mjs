@@ -3,7 +3,7 @@
 // Started by tests/services/dashboard/test_dashboard_e2e.py, which serves the
 // app and the services on one loopback origin and passes:
 //   E2E_BASE_URL, E2E_USERNAME, E2E_PASSWORD, E2E_OUT_DIR,
-//   E2E_APPROVE_ID, E2E_REJECT_ID, E2E_CHROMIUM (default /usr/bin/chromium)
+//   E2E_APPROVE_ID, E2E_REJECT_ID, E2E_RETRY_ID, E2E_CHROMIUM (default /usr/bin/chromium)
 // Steps that need the harness (restarting tmux-sessions, stopping the
 // orchestrator) are asked for on stdout as `CONTROL <action>`; the harness
 // answers `DONE <action>` on stdin. Every passed step prints `STEP <name>`;
@@ -28,6 +28,7 @@ const USERNAME = env('E2E_USERNAME');
 const PASSWORD = env('E2E_PASSWORD');
 const APPROVE_ID = env('E2E_APPROVE_ID');
 const REJECT_ID = env('E2E_REJECT_ID');
+const RETRY_ID = env('E2E_RETRY_ID');
 
 await runScenario(
   async (page) => {
@@ -176,8 +177,35 @@ await runScenario(
     await page.screenshot({ path: join(OUT, '09-completed.png'), fullPage: true });
     step('completed ticket shown with its summary and when');
 
-    // 13. The daemon stops: the banner says so and why.
-    if (await page.getByTestId('health-banner').isVisible()) throw new Error('banner shown while the daemon is healthy');
+    // 13. A ticket whose session vanished is interrupted; Retry starts it again.
+    const retryCard = page.locator(`[data-testid="pending-ticket"][data-ticket-id="${RETRY_ID}"]`);
+    await retryCard.getByRole('button', { name: 'Approve' }).click();
+    const retryActive = page.locator(`[data-testid="active-ticket"][data-ticket-id="${RETRY_ID}"]`);
+    await retryActive.getByRole('button', { name: 'Open terminal' }).and(page.locator(':enabled')).waitFor(WAIT);
+    await page.getByRole('link', { name: 'Terminals' }).click();
+    const retrySession = page.getByTestId('session-item').filter({ hasText: RETRY_ID });
+    await retrySession.getByRole('button', { name: /^Kill / }).click();
+    await retrySession.waitFor({ state: 'detached', ...WAIT });
+    await control('restart-orchestrator');
+    await page.getByRole('link', { name: 'Tickets' }).click();
+    const interrupted = page.locator(`[data-testid="failed-ticket"][data-ticket-id="${RETRY_ID}"]`);
+    await interrupted.waitFor(WAIT);
+    const interruptedText = await interrupted.innerText();
+    if (!/Interrupted/.test(interruptedText) || !/retry/i.test(interruptedText)) {
+      throw new Error(`interrupted ticket lacks its status or reason: ${interruptedText}`);
+    }
+    await page.screenshot({ path: join(OUT, '10-interrupted.png'), fullPage: true });
+    await interrupted.getByRole('button', { name: 'Retry' }).click();
+    await page.getByTestId('ticket-feedback').filter({ hasText: `Retrying ${RETRY_ID}` }).waitFor(WAIT);
+    await retryActive.getByRole('button', { name: 'Open terminal' }).and(page.locator(':enabled')).waitFor(WAIT);
+    await retryActive.getByRole('button', { name: 'Open terminal' }).click();
+    await waitForTerminalText(page, `agent working on ${RETRY_ID}`);
+    await page.getByRole('link', { name: 'Tickets' }).click();
+    step('interrupted ticket retried into a new session');
+
+    // 14. The daemon stops: the banner says so and why.
+    // The restart above showed the banner for a moment; it clears once the daemon answers.
+    await page.getByTestId('health-banner').waitFor({ state: 'detached', ...WAIT });
     await control('stop-orchestrator');
     const banner = page.getByTestId('health-banner');
     await banner.waitFor(WAIT);
@@ -185,10 +213,10 @@ await runScenario(
     if (!/Daemon unhealthy/.test(bannerText) || !/Health check failed/.test(bannerText)) {
       throw new Error(`unexpected banner: ${bannerText}`);
     }
-    await page.screenshot({ path: join(OUT, '10-unhealthy.png') });
+    await page.screenshot({ path: join(OUT, '11-unhealthy.png') });
     step('daemon unhealthy banner shown with the reason');
 
-    // 14. Sign out: every view needs the session again.
+    // 15. Sign out: every view needs the session again.
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByRole('form', { name: 'Sign in' }).waitFor(WAIT);
     await page.goto(`${BASE}/terminals`);

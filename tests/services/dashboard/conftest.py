@@ -27,6 +27,7 @@ DASHBOARD = REPO / "services" / "dashboard"
 OUTPUT = REPO / "test-output" / "dashboard"
 APPROVE_ID = "E2E-APPROVE"
 REJECT_ID = "E2E-REJECT"
+RETRY_ID = "E2E-RETRY"
 USERNAME = "admin"
 
 
@@ -140,6 +141,10 @@ class Stack:
     def stop(self, name: str) -> None:
         stop_process(self.running[name])
 
+    def restart(self, name: str) -> None:
+        self.stop(name)
+        self.start(name)
+
     def stop_all(self) -> None:
         for process in self.running.values():
             stop_process(process)
@@ -175,6 +180,11 @@ def _write_tickets(folder: Path) -> None:
     (folder / f"{REJECT_ID}.md").write_text(
         f"---\nid: {REJECT_ID}\ntitle: A ticket to turn down\n"
         "labels: [claude]\npriority: low\n---\nNot wanted.\n",
+        encoding="utf-8",
+    )
+    (folder / f"{RETRY_ID}.md").write_text(
+        f"---\nid: {RETRY_ID}\ntitle: Survive a lost session\n"
+        "labels: [claude]\npriority: medium\n---\nIts session is killed, then it is retried.\n",
         encoding="utf-8",
     )
 

@@ -27,6 +27,7 @@ DASHBOARD = REPO / "services" / "dashboard"
 OUTPUT = REPO / "test-output" / "dashboard"
 APPROVE_ID = "E2E-APPROVE"
 REJECT_ID = "E2E-REJECT"
+RETRY_ID = "E2E-RETRY"
 USERNAME = "admin"
 
 
@@ -52,6 +53,7 @@ def _run_browser(
         "stop-tmux": lambda: stack.stop("tmux"),
         "start-tmux": lambda: stack.start("tmux"),
         "stop-orchestrator": lambda: stack.stop("orchestrator"),
+        "restart-orchestrator": lambda: stack.restart("orchestrator"),
     }
     process = subprocess.Popen(
         [node, str(DASHBOARD / "e2e" / script)],
@@ -101,7 +103,10 @@ def test_dashboard_end_to_end(stack: Any) -> None:
     out_dir.mkdir(parents=True)
 
     code, result, transcript = _run_browser(
-        "run.mjs", stack, out_dir, {"E2E_APPROVE_ID": APPROVE_ID, "E2E_REJECT_ID": REJECT_ID}
+        "run.mjs",
+        stack,
+        out_dir,
+        {"E2E_APPROVE_ID": APPROVE_ID, "E2E_REJECT_ID": REJECT_ID, "E2E_RETRY_ID": RETRY_ID},
     )
     (OUTPUT / "e2e-transcript.txt").write_text("\n".join(transcript) + "\n", encoding="utf-8")
 
@@ -121,6 +126,7 @@ def test_dashboard_end_to_end(stack: Any) -> None:
         "no console errors while the services were up",
         "terminal reconnected after tmux-sessions restarted",
         "completed ticket shown with its summary and when",
+        "interrupted ticket retried into a new session",
         "daemon unhealthy banner shown with the reason",
         "signed out; views need the session again",
     ]
@@ -144,7 +150,8 @@ def test_dashboard_end_to_end(stack: Any) -> None:
         "02-pending.png",
         "04-terminal.png",
         "09-completed.png",
-        "10-unhealthy.png",
+        "10-interrupted.png",
+        "11-unhealthy.png",
     ):
         assert (out_dir / shot).stat().st_size > 0
 

@@ -96,9 +96,9 @@ def test_dev_server_proxies_every_service(stack: Any, dev_server: str) -> None:
 
     status, _, pending = _call(dev_server, "GET", "/api/pending-tickets", cookie=cookie)
     assert status == 200
-    assert {t["id"] for t in pending["tickets"]} == {"E2E-APPROVE", "E2E-REJECT"}
+    assert {t["id"] for t in pending["tickets"]} == {"E2E-APPROVE", "E2E-REJECT", "E2E-RETRY"}
     status, _, health = _call(dev_server, "GET", "/api/orchestrator/health", cookie=cookie)
-    assert status == 200 and health["pending_count"] == 2
+    assert status == 200 and health["pending_count"] == 3
 
     status, _, session = _call(
         dev_server, "POST", "/api/sessions", {"name": "dev-proxy"}, cookie=cookie

@@ -150,7 +150,7 @@ export function TicketsView({ api, onOpenTerminal }: Props) {
                   {ticket.error ? <span className="error-text">{ticket.error}</span> : null}
                 </div>
                 <div className="actions">
-                  {ticket.session_id ? (
+                  {ticket.session_id && ticket.status === 'failed' ? (
                     <button type="button" className="btn" onClick={() => onOpenTerminal(ticket.session_id!, ticket.identifier)}>
                       Open terminal
                     </button>
