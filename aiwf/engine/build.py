@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from aiwf.config import StackConfig
 from aiwf.engine.base_images import BASE_REPOSITORY, ensure_base_image
-from aiwf.engine.desired import LABEL_PROJECT, LABEL_SERVICE
+from aiwf.engine.desired import LABEL_SERVICE
 from aiwf.engine.docker_client import engine_errors
 from aiwf.errors import EngineError, UsageError
 from aiwf.paths import services_dir
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     import docker
 
 LABEL_CONTEXT = "aiwf.context"
+CACHE_REPOSITORY = "aiwf-cache"
 #: Python of the local base image (Debian bookworm's python3).
 LOCAL_BASE_PYTHON = "3.11"
 #: Left out of every build context.
@@ -301,6 +302,17 @@ def ensure_dashboard_dist(folder: Path, progress: Progress) -> None:
     _run(["npm", "run", "build"], "npm run build", progress, "dashboard", folder)
 
 
+def owner_buildargs(dockerfile: Path) -> dict[str, str]:
+    """``APP_UID``/``APP_GID`` = this process's ids, for Dockerfiles that declare them.
+
+    tmux-sessions must run as the uid owning the tmux socket folder and the secret files, which
+    is the user running aiwf (it creates both).
+    """
+    text = dockerfile.read_text()
+    wanted = {"APP_UID": str(os.getuid()), "APP_GID": str(os.getgid())}
+    return {name: value for name, value in wanted.items() if f"ARG {name}" in text}
+
+
 def prepare_context(spec: ServiceSpec, base: BaseChoice, progress: Progress) -> BuildContext:
     """Assemble the build context of ``spec`` in a new temp folder (the caller removes it)."""
     source = services_dir() / spec.build_folder
@@ -326,7 +338,7 @@ def prepare_context(spec: ServiceSpec, base: BaseChoice, progress: Progress) -> 
     except OSError:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    buildargs = {"BASE_IMAGE": base.image}
+    buildargs = {"BASE_IMAGE": base.image, **owner_buildargs(source / "Dockerfile")}
     seed = hashlib.sha256(f"{sorted(buildargs.items())}\0".encode())
     files = source_files(folder)
     if wheels is not None:
@@ -348,56 +360,77 @@ def _image_id(client: docker.DockerClient, tag: str) -> tuple[str | None, dict[s
     return str(image.id), dict(image.labels or {})
 
 
+def cache_tag(service: str, digest: str) -> str:
+    """``aiwf-cache:orchestrator-<context hash>``: the image built from exactly that context.
+
+    Images carry no project; every stack on this engine (a test's, a second checkout's) whose
+    context hashes the same reuses the image instead of building it again.
+    """
+    return f"{CACHE_REPOSITORY}:{service}-{digest[:20]}"
+
+
+def _run_build(
+    client: docker.DockerClient,
+    spec: ServiceSpec,
+    context: BuildContext,
+    local_base: bool,
+    progress: Progress,
+) -> None:
+    tag = image_tag(spec)
+    with engine_errors(f"build {tag}"):
+        stream = client.api.build(
+            path=str(context.folder),
+            tag=cache_tag(spec.service, context.digest),
+            buildargs=context.buildargs,
+            rm=True,
+            forcerm=True,
+            decode=True,
+            pull=False,
+            network_mode="none" if local_base else None,
+            labels={LABEL_SERVICE: spec.service, LABEL_CONTEXT: context.digest},
+        )
+        tail: list[str] = []
+        for chunk in stream:
+            if "error" in chunk:
+                detail = "\n  ".join(tail[-8:])
+                raise EngineError(f"build {tag} failed: {chunk['error'].strip()}\n  {detail}")
+            text = str(chunk.get("stream", "")).strip()
+            if text:
+                progress(spec.service, text)
+                tail.append(text)
+
+
 def build_one(
     client: docker.DockerClient,
-    config: StackConfig,
     spec: ServiceSpec,
     base: BaseChoice,
     progress: Progress,
     force: bool = False,
 ) -> BuiltImage:
-    """Build ``spec``'s image unless the image already came from the same context."""
+    """Give ``spec`` an image of its current context: kept, reused from the cache, or built."""
     tag = image_tag(spec)
     context = prepare_context(spec, base, progress)
+    notes = tuple(context.notes)
     try:
         old_id, labels = _image_id(client, tag)
         if old_id and labels.get(LABEL_CONTEXT) == context.digest and not force:
             progress(spec.service, "up to date")
-            return BuiltImage(spec.service, tag, old_id, False, base.image, tuple(context.notes))
-        progress(spec.service, f"building {tag} from {base.image}")
-        stream = None
-        with engine_errors(f"build {tag}"):
-            stream = client.api.build(
-                path=str(context.folder),
-                tag=tag,
-                buildargs=context.buildargs,
-                rm=True,
-                forcerm=True,
-                decode=True,
-                pull=False,
-                network_mode="none" if base.local else None,
-                labels={
-                    LABEL_PROJECT: config.project,
-                    LABEL_SERVICE: spec.service,
-                    LABEL_CONTEXT: context.digest,
-                },
-            )
-            tail: list[str] = []
-            for chunk in stream:
-                if "error" in chunk:
-                    detail = "\n  ".join(tail[-8:])
-                    raise EngineError(f"build {tag} failed: {chunk['error'].strip()}\n  {detail}")
-                text = str(chunk.get("stream", "")).strip()
-                if text:
-                    progress(spec.service, text)
-                    tail.append(text)
-        new_id, _labels = _image_id(client, tag)
+            return BuiltImage(spec.service, tag, old_id, False, base.image, notes)
+        cached = cache_tag(spec.service, context.digest)
+        cached_id, _labels = (None, {}) if force else _image_id(client, cached)
+        if cached_id is None:
+            progress(spec.service, f"building {tag} from {base.image}")
+            _run_build(client, spec, context, base.local, progress)
+        else:
+            progress(spec.service, f"reusing the image built from the same sources ({cached})")
+        new_id, _labels = _image_id(client, cached)
         if new_id is None:
-            raise EngineError(f"build {tag} finished but the engine has no such image")
-        if old_id and old_id != new_id:
-            with engine_errors(f"tag {previous_tag(spec)}"):
+            raise EngineError(f"build {tag} finished but the engine has no image {cached}")
+        with engine_errors(f"tag {tag}"):
+            if old_id and old_id != new_id:
                 client.api.tag(old_id, spec.image, "previous")
-        return BuiltImage(spec.service, tag, new_id, True, base.image, tuple(context.notes))
+            client.api.tag(new_id, spec.image, "latest")
+        return BuiltImage(spec.service, tag, new_id, cached_id is None, base.image, notes)
     finally:
         shutil.rmtree(context.folder, ignore_errors=True)
 
@@ -429,7 +462,5 @@ def build_images(
     for spec in select_specs(config, services):
         if spec.base_image not in bases:
             bases[spec.base_image] = resolve_base(client, spec.base_image, progress)
-        built[spec.service] = build_one(
-            client, config, spec, bases[spec.base_image], progress, force
-        )
+        built[spec.service] = build_one(client, spec, bases[spec.base_image], progress, force)
     return built

@@ -335,6 +335,10 @@ class Executor:
             with engine_errors(f"put the previous {want.name} back"):
                 self.client.api.rename(step.current.id, want.name)
                 self.client.api.start(step.current.id)
+                if step.current.image_id != want.image_id:
+                    # the image that failed stays cached; :latest is the one that works
+                    repository = image_name(self.config, want.service)
+                    self.client.api.tag(step.current.image_id, repository, "latest")
             back = self.wait_healthy({step.current.id: want})
             if back:
                 message += "; the previous container is back but not healthy either"

@@ -68,6 +68,7 @@ def host_directories(config: StackConfig) -> dict[Path, int | None]:
         paths.tmux_socket_dir: 0o700,
     }
     for optional in (
+        paths.home,
         paths.workspace,
         paths.completion_dir,
         paths.tickets_dir,

@@ -88,7 +88,7 @@ def observe(client: docker.DockerClient, project: str, network: str) -> Observed
     """Containers, images, network and volumes of ``project``: four list calls."""
     containers = list_containers(client, project)
     with engine_errors(f"list the images, network and volumes of {project}"):
-        image_items = client.api.images(filters={"label": f"{LABEL_PROJECT}={project}"})
+        image_items = client.api.images(name=f"{project}-*")
         networks = client.api.networks(names=[network])
         volume_items = client.api.volumes(filters={"name": f"{project}_"})
     images: dict[str, str] = {}

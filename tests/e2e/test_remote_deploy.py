@@ -82,9 +82,10 @@ def _wait_port(port: int, timeout_s: float = 20) -> None:
 
 @pytest.fixture(scope="module")
 def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
-    if shutil.which("docker") is None or subprocess.run(
-        ["docker", "info"], capture_output=True, check=False
-    ).returncode:
+    if (
+        shutil.which("docker") is None
+        or subprocess.run(["docker", "info"], capture_output=True, check=False).returncode
+    ):
         pytest.skip("no Docker engine answers")
     tmp = tmp_path_factory.mktemp("remote")
     key, host_key = tmp / "id_ed25519", tmp / "host_ed25519"
@@ -178,7 +179,7 @@ def https_health(target: Target) -> str:
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     url = f"https://127.0.0.1:{target.https}/health"
-    with urllib.request.urlopen(url, context=context, timeout=10) as response:  # noqa: S310
+    with urllib.request.urlopen(url, context=context, timeout=10) as response:
         return str(response.read().decode().strip())
 
 
@@ -209,6 +210,8 @@ def test_first_deploy_brings_the_stack_up_healthy(target: Target) -> None:
     assert oct((data / "aiwf" / "inventory" / "host.py").stat().st_mode & 0o777) == "0o600"
     assert (data / "rendered" / "nginx.conf").is_file()
     assert Path(f"/etc/logrotate.d/aiwf-{target.project}").is_file()
+    assert Path(f"/etc/systemd/system/aiwf-backup-{target.project}.timer").is_file()
+    assert not (data / "aiwf" / "deploy.lock").exists()  # released after the last operation
     names = set(container_ids(target))
     assert {f"{target.project}-nginx", f"{target.project}-tmux-sessions"} <= names
     assert https_health(target) == "healthy"

@@ -1,0 +1,205 @@
+"""A whole stack on the real engine, once per test session, removed afterwards.
+
+Every stack has its own project name (random suffix), data dir, tmux socket dir, certificate
+folder and free loopback ports, so it never meets another stack on this engine. Images are built
+through the same ``aiwf`` command a user runs; the engine's ``aiwf-cache`` images make a second
+run (and a second stack) reuse them instead of building again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _engine_answers() -> bool:
+    try:
+        from aiwf.engine.docker_client import connect
+
+        connect(timeout=5).ping()
+    except Exception:
+        return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def insecure_tls() -> ssl.SSLContext:
+    """The stack's certificate is self-signed: tests check the routes, not the chain."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+@dataclass
+class Stack:
+    """One test stack: its settings (written as a pyinfra inventory) and how to drive it."""
+
+    root: Path
+    project: str
+    settings: dict[str, Any]
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def inventory(self) -> Path:
+        return self.root / "inventory.py"
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.settings["paths"]["data_dir"])
+
+    @property
+    def tmux_socket(self) -> Path:
+        return Path(self.settings["paths"]["tmux_socket_dir"]) / "default"
+
+    @property
+    def https_port(self) -> int:
+        return int(self.settings["ports"]["https"])
+
+    @property
+    def base_url(self) -> str:
+        return f"https://127.0.0.1:{self.https_port}"
+
+    @property
+    def origin(self) -> str:
+        return f"https://localhost:{self.https_port}"
+
+    def write_inventory(self, overrides: Mapping[str, Any] | None = None) -> None:
+        settings = _deep_merge(self.settings, overrides or {})
+        self.inventory.write_text(f"hosts = [('@local', {{'aiwf': {settings!r}}})]\n")
+
+    def aiwf(
+        self,
+        *args: str,
+        check: bool = True,
+        env: Mapping[str, str] | None = None,
+        timeout: int = 900,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the real ``aiwf`` command against this stack's inventory."""
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from aiwf.cli.main import main; main()",
+                "-i",
+                str(self.inventory),
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=ROOT,
+            env={**os.environ, "COLUMNS": "200", **self.env, **(env or {})},
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"aiwf {' '.join(args)} failed ({result.returncode}):\n"
+                f"{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+    def ps(self) -> dict[str, dict[str, Any]]:
+        rows = json.loads(self.aiwf("ps", "--json").stdout)
+        return {row["service"]: row for row in rows}
+
+    def tls(self) -> ssl.SSLContext:
+        return insecure_tls()
+
+    def client(self) -> httpx.Client:
+        """An HTTPS client for this stack's nginx (no cookie yet)."""
+        return httpx.Client(base_url=self.base_url, verify=insecure_tls(), timeout=30)
+
+    def login(self, client: httpx.Client) -> None:
+        response = client.post(
+            "/api/auth/login",
+            json={"username": "admin", "password": self.password()},
+            headers={"Origin": self.origin},
+        )
+        assert response.status_code == 204, response.text
+
+    def container_ids(self) -> dict[str, str]:
+        return {service: row["id"] for service, row in self.ps().items()}
+
+    def password(self) -> str:
+        return (self.data_dir / "secrets" / "admin_password").read_text().strip()
+
+
+def make_stack(tmp: Path, overrides: Mapping[str, Any] | None = None) -> Stack:
+    project = f"aiwfe2e{secrets.token_hex(3)}"
+    settings = {
+        "project": project,
+        "ports": {"bind": "127.0.0.1", "http": free_port(), "https": free_port()},
+        "paths": {
+            "data_dir": str(tmp / "data"),
+            "tmux_socket_dir": str(tmp / "tmux"),
+            "home": str(tmp / "home"),
+            "certs_dir": str(tmp / "certs"),
+        },
+        "services": {"orchestrator": {"poll_interval_seconds": 5}},
+    }
+    stack = Stack(tmp, project, _deep_merge(settings, overrides or {}))
+    stack.write_inventory()
+    return stack
+
+
+def remove_stack(stack: Stack) -> None:
+    """Containers, network, volumes, the host tmux server and the project's image tags."""
+    stack.write_inventory()
+    stack.aiwf("down", "--volumes", "--yes", check=False)
+    subprocess.run(["tmux", "-S", str(stack.tmux_socket), "kill-server"], capture_output=True)
+    from aiwf.engine.docker_client import connect
+
+    client = connect()
+    for image in client.api.images(name=f"{stack.project}-*"):
+        for tag in image.get("RepoTags") or ():
+            if tag.startswith(f"{stack.project}-"):
+                client.api.remove_image(tag, noprune=True)
+    shutil.rmtree(stack.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def engine_available() -> None:
+    if not _engine_answers():
+        pytest.skip("no Docker engine answers; start dockerd (make engine)")
+
+
+@pytest.fixture(scope="session")
+def stack(engine_available: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The default stack (local tickets, speech off), brought up from nothing by ``aiwf up``."""
+    created = make_stack(tmp_path_factory.mktemp("stack"))
+    try:
+        result = created.aiwf("up", timeout=1800)
+        assert "first login: user admin password" in result.stdout, result.stdout
+        yield created
+    finally:
+        remove_stack(created)
