@@ -307,6 +307,8 @@ def _state(path: Path, text: str) -> FileState:
         current = path.read_bytes()
     except FileNotFoundError:
         return FileState.CREATED
+    except OSError as error:
+        raise AiwfError(f"cannot write {path}: {error.strerror}") from None
     return FileState.UNCHANGED if current == text.encode() else FileState.CHANGED
 
 

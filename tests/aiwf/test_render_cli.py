@@ -57,3 +57,19 @@ def test_dry_run_writes_nothing_and_tells_what_differs(tmp_path: Path, aiwf: Aiw
         "logrotate.conf": "unchanged",
     }
     assert _snapshot(out) == before
+
+
+def test_unwritable_folder_is_one_line_and_status_1(tmp_path: Path, aiwf: Aiwf) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    out = blocker / "rendered"
+    result = aiwf("render", "--inventory", str(_inventory(tmp_path)), "--out", str(out))
+    assert result.returncode == 1
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith(f"aiwf: cannot write {out}")
+    debug = aiwf(
+        "render", "--inventory", str(_inventory(tmp_path)), "--out", str(out),
+        env={"AIWF_DEBUG": "1"},
+    )  # fmt: skip
+    assert debug.returncode == 1
+    assert "Traceback (most recent call last)" in debug.stderr
