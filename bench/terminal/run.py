@@ -41,6 +41,7 @@ HERE = Path(__file__).resolve().parent
 TOKEN = "bench-service-token-0123456789abcdef"
 COLS, ROWS = 80, 24
 SHELL = "env PS1='$ ' bash --norc --noprofile"
+ECHO_BLOCKS = 5
 
 
 def free_port() -> int:
@@ -316,20 +317,23 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "base64_bytes": base64_size(args.megabytes),
     }
     try:
+        # Rounds alternate between the servers, so load from elsewhere falls on both alike.
         tag = 100
-        for server in (ours, peer):
-            times, received = [], []
-            for _ in range(args.rounds):
+        times: dict[str, list[float]] = {ours.name: [], peer.name: []}
+        received: dict[str, list[int]] = {ours.name: [], peer.name: []}
+        for _ in range(args.rounds):
+            for server in (ours, peer):
                 tag += 10
                 seconds, got = await throughput(server, args.megabytes, tag)
-                times.append(seconds)
-                received.append(got)
-            best = statistics.median(times)
+                times[server.name].append(seconds)
+                received[server.name].append(got)
+        for server in (ours, peer):
+            median = statistics.median(times[server.name])
             results.setdefault("throughput", {})[server.name] = {
-                "seconds_median": round(best, 3),
-                "seconds_all": [round(t, 3) for t in times],
-                "mb_per_s": round(results["base64_bytes"] / best / 1e6, 1),
-                "bytes_received_median": int(statistics.median(received)),
+                "seconds_median": round(median, 3),
+                "seconds_all": [round(t, 3) for t in times[server.name]],
+                "mb_per_s": round(results["base64_bytes"] / median / 1e6, 1),
+                "bytes_received_median": int(statistics.median(received[server.name])),
             }
         direct_seconds, direct_received = await throughput(bash_direct, args.megabytes, 999)
         results["throughput"]["terminado, bash without tmux (reference)"] = {
@@ -337,13 +341,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "mb_per_s": round(results["base64_bytes"] / direct_seconds / 1e6, 1),
             "bytes_received_median": direct_received,
         }
+        samples: dict[str, list[float]] = {ours.name: [], peer.name: []}
+        block = max(args.keystrokes // ECHO_BLOCKS, 1)
+        for _ in range(ECHO_BLOCKS):
+            for server in (ours, peer):
+                tag += 10_000
+                samples[server.name] += await echo_latency(server, block, tag)
         for server in (ours, peer):
-            tag += 10_000
-            samples = await echo_latency(server, args.keystrokes, tag)
             results.setdefault("echo_ms", {})[server.name] = {
-                "p50": round(percentile(samples, 0.50), 3),
-                "p99": round(percentile(samples, 0.99), 3),
-                "n": len(samples),
+                "p50": round(percentile(samples[server.name], 0.50), 3),
+                "p99": round(percentile(samples[server.name], 0.99), 3),
+                "n": len(samples[server.name]),
             }
         for server in (ours, peer):
             alone, with_helpers = await memory(server, args.clients)
