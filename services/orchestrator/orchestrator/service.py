@@ -363,6 +363,7 @@ class Orchestrator:
             self.tmux_problem = f"tmux-sessions service at {self.tmux.base_url} is unreachable"
             return
         running = [t for t in self.store.active.values() if t.status in RUNNING_STATUSES]
+        snapshot = {t.id: t.session_id for t in running}
         try:
             sessions = await self.tmux.list() if running else []
         except TmuxServiceError as exc:
@@ -384,7 +385,8 @@ class Orchestrator:
             for record in list(self.store.active.values()):
                 if record.status not in RUNNING_STATUSES:
                     continue
-                if record.session_id not in alive:
+                listed_before = snapshot.get(record.id) == record.session_id
+                if listed_before and record.session_id not in alive:
                     record.status = TicketStatus.INTERRUPTED
                     record.error = (
                         f"session {record.session_name} ended without a completion; retry it"
