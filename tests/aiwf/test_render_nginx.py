@@ -197,7 +197,9 @@ def test_security_headers_and_no_permissive_cors(run_nginx: Callable[..., Any]) 
     assert answer.status_code == 200
     assert answer.headers["x-content-type-options"] == "nosniff"
     assert answer.headers["x-frame-options"] == "DENY"
-    assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+    policy = answer.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in policy
+    assert f"connect-src 'self' wss://127.0.0.1:{nginx.https_port};" in policy
     assert "strict-transport-security" not in answer.headers  # self-signed
     assert "access-control-allow-origin" not in answer.headers
     forwarded = nginx.upstreams["tmux-sessions"].requests[-1]["headers"]
