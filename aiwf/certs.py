@@ -280,7 +280,14 @@ class Certbot:
             command += ["-d", domain]
         return command
 
-    def renew_command(self, options: AcmeOptions, deploy_hook: str, force: bool) -> list[str]:
+    def renew_command(
+        self, options: AcmeOptions, deploy_hook: str, force: bool, now: bool = False
+    ) -> list[str]:
+        """``certbot renew`` of the project's lineage.
+
+        Run unattended, certbot first sleeps a random while (spreading load on the CA);
+        ``now`` skips that, for a renewal started by hand.
+        """
         command = [
             self.executable,
             "renew",
@@ -294,6 +301,8 @@ class Certbot:
         ]
         if force:
             command.append("--force-renewal")
+        if now:
+            command.append("--no-random-sleep-on-renew")
         return command
 
     def run(self, command: Sequence[str]) -> str:

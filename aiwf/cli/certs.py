@@ -107,6 +107,9 @@ def renew(
     server: ServerOption = None,
     no_verify_ssl: NoVerifyOption = False,
     force: Annotated[bool, typer.Option("--force", help="Renew even if not due.")] = False,
+    now: Annotated[
+        bool, typer.Option("--now", help="No random delay first (certbot adds one unattended).")
+    ] = False,
     dry_run: DryRunOption = False,
 ) -> None:
     """``certbot renew``; its deploy hook installs the new certificate and reloads nginx."""
@@ -122,7 +125,7 @@ def renew(
     )
     certbot = Certbot(app.config)
     hook = deploy_hook_command(app.inventory, app.host)
-    command = certbot.renew_command(options, hook, force)
+    command = certbot.renew_command(options, hook, force, now)
     if dry_run:
         app.console.print("would run: " + " ".join(command))
         return
