@@ -68,8 +68,8 @@ node:
 
 ## lint: ruff check, ruff format --check and mypy --strict on aiwf and every Python service
 lint: venv
-	$(BIN)/ruff check aiwf tests deploy.py $(PY_SERVICES)
-	$(BIN)/ruff format --check aiwf tests deploy.py $(PY_SERVICES)
+	$(BIN)/ruff check aiwf tests bench deploy.py $(PY_SERVICES)
+	$(BIN)/ruff format --check aiwf tests bench deploy.py $(PY_SERVICES)
 	$(BIN)/mypy aiwf
 	@for package in $(PY_SERVICE_PACKAGES); do \
 		echo "mypy $$package"; \
