@@ -44,6 +44,8 @@ async def test_two_clients_see_the_same_output(service: Any, screen: Any) -> Non
         await one.type("echo both$((20+3))\r")
         await one.wait_for_output(b"both23")
         await two.wait_for_output(b"both23")
+        with service.token_client() as client:
+            assert client.get(f"/api/sessions/{created['id']}").json()["clients"] == 2
     with service.token_client() as client:
         assert client.get(f"/api/sessions/{created['id']}").json()["clients"] == 0
 
