@@ -118,6 +118,8 @@ await runScenario(
     if (!copied.includes('agent working on')) throw new Error(`copied ${JSON.stringify(copied)}`);
     await page.evaluate(() => navigator.clipboard.writeText('echo pasted-$((3*3))'));
     await page.getByRole('button', { name: 'Paste' }).click();
+    await waitForTerminalText(page, 'echo pasted-$((3*3))');
+    await page.locator('[data-testid="terminal-pane"]:visible .xterm').click();
     await page.keyboard.press('Enter');
     await waitForTerminalText(page, 'pasted-9');
     step('copied a selection and pasted into the terminal');
