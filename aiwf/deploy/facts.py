@@ -171,15 +171,15 @@ class StackPlan(FactBase[dict[str, Any] | None]):
 
 
 class StackHealth(FactBase[Any]):
-    """``aiwf health --json`` on the host, or ``aiwf ps --json`` where there is no health command.
+    """``aiwf health --json`` on the host (whatever its exit status); ``None`` before aiwf is there.
 
-    ``None`` when aiwf is not installed there yet.
+    Example: ``{"healthy": false, "checks": [{"check": "container", "target": "nginx",
+    "ok": false, "detail": "no container", "value": null}, ...]}``.
     """
 
     def command(self, command: str) -> str:
         return (
-            f"if [ -x {command} ]; then {command} health --json 2>/dev/null "
-            f'|| {command} ps --json 2>/dev/null || echo \'{{"status": "unknown"}}\'; '
+            f"if [ -x {command} ]; then {command} health --json 2>/dev/null; true; "
             "else echo '{\"installed\": false}'; fi"
         )
 

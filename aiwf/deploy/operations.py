@@ -83,31 +83,32 @@ def engine_answers(start_timeout_s: int = 60) -> Generator[str, None, None]:
     )
 
 
+#: What a new stack cannot have yet; the nightly timer makes the first one.
+NO_BACKUP_YET = "no verified backup"
+
+
 def health_status(report: Any) -> tuple[bool, str]:
-    """(healthy?, one line naming what is not) from ``aiwf health --json`` or ``aiwf ps --json``."""
+    """(healthy?, one line naming what is not) from the host's ``aiwf health --json``.
+
+    A stack is healthy when every check passes, except that a stack never backed up yet (a first
+    deploy) is not held against it: the nightly timer the deploy installs makes the first backup.
+    """
     if report is None:
         return False, "aiwf is not installed on the host yet"
-    if isinstance(report, list):
-        if not report:
-            return False, "no container of the stack exists"
-        sick = [
-            f"{row.get('service')}: {row.get('state')}/{row.get('health') or 'no health check'}"
-            for row in report
-            if isinstance(row, dict)
-            and (row.get("state") != "running" or row.get("health") not in (None, "healthy"))
-        ]
-        return (not sick), "; ".join(sick) or "healthy"
-    if not isinstance(report, dict):
-        return False, f"unreadable health report: {str(report)[:200]}"
-    status = str(report.get("status", "unknown"))
-    if status in ("healthy", "ok"):
+    if not isinstance(report, dict) or "checks" not in report:
+        return False, f"unreadable health report: {str(report)[:300]}"
+    failing = [
+        check
+        for check in report.get("checks") or []
+        if isinstance(check, dict)
+        and not check.get("ok")
+        and not (check.get("check") == "backup" and check.get("detail") == NO_BACKUP_YET)
+    ]
+    if not failing:
         return True, "healthy"
-    problems = []
-    for check in report.get("checks", []) or []:
-        if isinstance(check, dict) and check.get("status") not in ("healthy", "ok", "warning"):
-            detail = check.get("detail") or check.get("status")
-            problems.append(f"{check.get('name', '?')}: {detail}")
-    return False, f"{status}: " + ("; ".join(problems) if problems else str(report)[:300])
+    return False, "; ".join(
+        f"{check.get('check')} {check.get('target')}: {check.get('detail')}" for check in failing
+    )
 
 
 def plan_is_empty(plan: dict[str, Any] | None) -> bool:

@@ -5,8 +5,10 @@ deploy lock, Docker and the host packages, directories, the rendered files, the 
 aiwf itself (wheel into a venv, the sources it builds from, the host's settings), ``aiwf up`` on
 the host, the nightly backup timer and a final health check. Every step is idempotent::
 
-    from pyinfra import host
-    deploy_stack(HostInput.for_host(host))        # what deploy.py does
+    from pyinfra.context import host
+    deploy_current_host(host)                       # all of deploy.py
+
+    deploy_stack(given=HostInput(settings={...}, source="tests"))   # with pyinfra's API
 """
 
 from __future__ import annotations

@@ -28,7 +28,10 @@ DEBIAN_HOST: dict[str, Any] = {
         "docker=yes",
         "python=3.11",
     ],
-    "health --json": ['{"status": "healthy", "checks": []}'],
+    "health --json": [
+        '{"healthy": true, "checks": [{"check": "container", "target": "nginx", "ok": true,'
+        ' "detail": "running, healthy", "value": null}]}'
+    ],
 }
 
 

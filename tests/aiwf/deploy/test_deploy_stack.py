@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from aiwf.deploy.operations import converge_stack, unpack_archive
+from aiwf.deploy.operations import converge_stack, health_status, require_healthy, unpack_archive
 from aiwf.deploy.settings import DeploySettings
 from aiwf.deploy.stack import HostInput, deploy_stack
 
@@ -215,3 +215,38 @@ def test_missing_plane_variable_stops_the_host_naming_the_field(
     run = run_deploy(deploy_stack, dict(DEBIAN_HOST), given=given)
     assert run.failed
     assert _mutating(run) == []
+
+
+def _check(check: str, target: str, ok: bool, detail: str) -> dict[str, Any]:
+    return {"check": check, "target": target, "ok": ok, "detail": detail, "value": None}
+
+
+def test_health_verdict_forgives_only_a_backup_that_was_never_made() -> None:
+    first_deploy = {
+        "healthy": False,
+        "checks": [
+            _check("container", "nginx", True, "running, healthy"),
+            _check("backup", "tmux-session-data", False, "no verified backup"),
+        ],
+    }
+    assert health_status(first_deploy) == (True, "healthy")
+    stale = {"healthy": False, "checks": [_check("backup", "x", False, "newest is 80 h old")]}
+    assert health_status(stale) == (False, "backup x: newest is 80 h old")
+    down = {"healthy": False, "checks": [_check("container", "nginx", False, "no container")]}
+    assert health_status(down) == (False, "container nginx: no container")
+    assert health_status(None)[0] is False
+    assert health_status({"status": "unreadable"})[0] is False
+
+
+def test_unhealthy_stack_fails_the_host_with_what_is_wrong(run_deploy: RunDeploy) -> None:
+    report = {"healthy": False, "checks": [_check("via-nginx", "nginx", False, "refused")]}
+    run = run_deploy(
+        require_healthy,
+        # the fake host runs every command successfully unless told: this one exits 1
+        {"health --json": [json.dumps(report)], "not healthy": {"success": False}},
+        command="/x/aiwf",
+        attempts=2,
+        interval_s=0,
+    )
+    assert run.failed
+    assert run.has("the stack is not healthy: via-nginx nginx: refused")
