@@ -40,7 +40,7 @@ export default defineConfig(({ mode }) => {
     plugins: [react()],
     server: { port: 3000, proxy },
     preview: { port: 3000, proxy },
-    build: { sourcemap: false, chunkSizeWarningLimit: 1024 },
+    build: { sourcemap: false },
     test: {
       environment: 'node',
       include: ['src/**/*.test.ts'],

@@ -1,11 +1,14 @@
-import { useCallback, useEffect, useState } from 'react';
+import { lazy, Suspense, useCallback, useEffect, useState } from 'react';
 import { ApiClient, ApiError, describe } from './api';
 import { useRoute } from './router';
 import { signedInHint } from './config';
 import { LoginPage } from './components/LoginPage';
 import { HealthBanner, useDaemonHealth } from './components/HealthBanner';
 import { TicketsView } from './components/TicketsView';
-import { TerminalsView, type TerminalTab } from './components/TerminalsView';
+import type { TerminalTab } from './components/TerminalsView';
+
+// xterm.js is most of the bundle: load it the first time terminals are needed.
+const TerminalsView = lazy(() => import('./components/TerminalsView').then((m) => ({ default: m.TerminalsView })));
 
 type Auth =
   | { state: 'checking' }
@@ -138,15 +141,19 @@ export function App() {
       <HealthBanner health={health} />
       <main className="content">
         {route === '/terminals' ? null : <TicketsView api={api} onOpenTerminal={openTerminal} />}
-        <TerminalsView
-          api={api}
-          visible={route === '/terminals'}
-          tabs={tabs}
-          activeTab={activeTab}
-          onOpen={openTerminal}
-          onSelect={setActiveTab}
-          onClose={closeTab}
-        />
+        {route === '/terminals' || tabs.length > 0 ? (
+          <Suspense fallback={<p className="muted">Loading terminals…</p>}>
+            <TerminalsView
+              api={api}
+              visible={route === '/terminals'}
+              tabs={tabs}
+              activeTab={activeTab}
+              onOpen={openTerminal}
+              onSelect={setActiveTab}
+              onClose={closeTab}
+            />
+          </Suspense>
+        ) : null}
       </main>
     </div>
   );

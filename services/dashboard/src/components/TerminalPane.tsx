@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState } from 'react';
 import { Terminal } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
+import '@xterm/xterm/css/xterm.css';
 import { describe, type ApiClient } from '../api';
 import { sessionSocketUrl, TerminalConnection, type ConnectionStatus } from '../terminalConnection';
 
