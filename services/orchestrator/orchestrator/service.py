@@ -63,13 +63,13 @@ class TicketConflict(Exception):
 
 
 def session_name(ticket: TicketRecord) -> str:
-    """``claude-<IDENT>-<attempt>-<yyyymmdd-hhmmss>``, safe as a tmux session name.
+    """``claude-<IDENT>-<attempt>-<yyyymmdd-hhmmss>``, safe as a tmux session name (<= 64 chars).
 
     >>> t = TicketRecord(id="x", identifier="WEB-12", title="t", source="local", attempt=1)
     >>> session_name(t).startswith("claude-WEB-12-1-")
     True
     """
-    identifier = re.sub(r"[^A-Za-z0-9_-]", "-", ticket.identifier)
+    identifier = re.sub(r"[^A-Za-z0-9_-]", "-", ticket.identifier)[:32]
     return f"claude-{identifier}-{ticket.attempt}-{utcnow():%Y%m%d-%H%M%S}"
 
 
@@ -338,7 +338,9 @@ class Orchestrator:
         )
         env = {"TICKET_ID": record.id, "COMPLETION_FILE": completion_file}
         try:
-            session = await self.tmux.create(name, command, self.settings.workspace, env)
+            session = await self._live_session_of(record.id) or await self.tmux.create(
+                name, command, self.settings.workspace, env, record.id
+            )
         except TmuxServiceError as exc:
             record.attempt -= 1
             record.error = f"waiting for the tmux service: {exc}"
@@ -355,6 +357,13 @@ class Orchestrator:
         await self._save("active")
         log.info("started %s in session %s", record.identifier, record.session_name)
         return True
+
+    async def _live_session_of(self, ticket_id: str) -> dict[str, Any] | None:
+        """A live session already started for the ticket (a create whose answer was lost)."""
+        for session in await self.tmux.list():
+            if session.get("ticket_id") == ticket_id and session.get("alive", True):
+                return session
+        return None
 
     async def check_sessions(self) -> None:
         """Reconcile running tickets with live sessions, mark overdue ones, fill free slots."""

@@ -17,7 +17,7 @@ class TmuxClient:
     Example::
 
         client = TmuxClient("http://tmux-sessions:5001", token="...")
-        session = await client.create("claude-WEB-1-1-20261125-153000", "claude", "/work", {})
+        session = await client.create("claude-WEB-1-1-20261125-153000", "claude", "/w", {}, "id")
     """
 
     def __init__(self, base_url: str, token: str | None, timeout: float = 10.0) -> None:
@@ -47,9 +47,9 @@ class TmuxClient:
         return response.status_code == 200
 
     async def create(
-        self, name: str, command: str, cwd: str, env: dict[str, str]
+        self, name: str, command: str, cwd: str, env: dict[str, str], ticket_id: str
     ) -> dict[str, Any]:
-        body = {"name": name, "command": command, "cwd": cwd, "env": env}
+        body = {"name": name, "command": command, "cwd": cwd, "env": env, "ticket_id": ticket_id}
         response = await self._call("POST", "/api/sessions", json=body)
         if response.status_code not in (200, 201):
             raise TmuxServiceError(

@@ -99,8 +99,50 @@ class TmuxEnv:
     token_file: Path
 
 
-@pytest.fixture
-def tmux_service(tmp_path: Path) -> Iterator[TmuxEnv]:
+def _real_tmux_sessions(socket: Path, token_file: Path, data_dir: Path) -> Iterator[str]:
+    """Run the real ``python -m tmux_sessions`` on a free port; yields its URL."""
+    secret_key = data_dir / "secret-key"
+    secret_key.write_text(secrets.token_hex(32))
+    port = free_port()
+    env = {
+        **os.environ,
+        "TMUX_SESSIONS_PORT": str(port),
+        "TMUX_SESSIONS_HOST": "127.0.0.1",
+        "TMUX_SESSIONS_DATA_DIR": str(data_dir),
+        "TMUX_SESSIONS_TMUX_SOCKET": str(socket),
+        "TMUX_SESSIONS_SECRET_KEY_FILE": str(secret_key),
+        "TMUX_SESSIONS_SERVICE_TOKEN_FILE": str(token_file),
+        "TMUX_SESSIONS_COOKIE_SECURE": "false",
+        "TMUX_SESSIONS_LOG_LEVEL": "warning",
+    }
+    log = open(data_dir / "tmux-sessions.out", "ab")  # noqa: SIM115 - the child owns it
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tmux_sessions"], env=env, stdout=log, stderr=log
+    )
+    log.close()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 30
+        while True:
+            if process.poll() is not None or time.time() > deadline:
+                raise RuntimeError((data_dir / "tmux-sessions.out").read_text()[-2000:])
+            try:
+                if httpx.get(url + "/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+@pytest.fixture(params=["double", "real"])
+def tmux_service(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TmuxEnv]:
+    """A tmux-sessions API on a private tmux socket: the test double, then the real service."""
+    if request.param == "real" and importlib.util.find_spec("tmux_sessions") is None:
+        pytest.skip("services/tmux-sessions is not installed: pip install -e it")
     token = secrets.token_hex(16)
     token_file = tmp_path / "tmux-token"
     token_file.write_text(token + "\n")
@@ -108,8 +150,14 @@ def tmux_service(tmp_path: Path) -> Iterator[TmuxEnv]:
     socket_dir.mkdir()
     double = tmux_double.TmuxDouble(socket_dir / "sock", token)
     try:
-        with ServerThread(double.app) as server:
-            yield TmuxEnv(double, server.url, token_file)
+        if request.param == "double":
+            with ServerThread(double.app) as server:
+                yield TmuxEnv(double, server.url, token_file)
+        else:
+            service_data = tmp_path / "tmux-sessions-data"
+            service_data.mkdir()
+            for url in _real_tmux_sessions(socket_dir / "sock", token_file, service_data):
+                yield TmuxEnv(double, url, token_file)
     finally:
         double.kill_server()
         for leftover in socket_dir.iterdir():

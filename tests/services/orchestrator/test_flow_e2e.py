@@ -68,7 +68,7 @@ def test_local_ticket_runs_to_completion(
     waiter(lambda: httpx.get(daemon.url + "/api/pending-tickets").json()["count"] == 1)
 
     ticket = httpx.post(daemon.url + "/api/approve/E-1").json()["ticket"]
-    assert ticket["status"] == "active"
+    assert ticket["status"] in ("active", "queued"), ticket  # queued: tmux answered too late
 
     def completed() -> list[dict[str, Any]]:
         tickets: list[dict[str, Any]] = httpx.get(daemon.url + "/api/completed-tickets").json()[

@@ -22,6 +22,7 @@ class CreateSession(BaseModel):
     command: str | None = None
     cwd: str | None = None
     env: dict[str, str] = {}
+    ticket_id: str | None = None
     cols: int = 200
     rows: int = 50
 
@@ -85,14 +86,16 @@ class TmuxDouble:
             result = double.tmux(*args)
             if result.returncode != 0:
                 raise HTTPException(400, f"tmux refused: {result.stderr.strip()}")
-            session = {
-                "id": f"sess-{uuid.uuid4().hex[:12]}",
+            session_id = f"sess-{uuid.uuid4().hex[:12]}"
+            session: dict[str, Any] = {
+                "id": session_id,
                 "name": name,
                 "command": body.command or "",
                 "cwd": body.cwd or "",
                 "created_at": datetime.now(UTC).isoformat(),
+                "ticket_id": body.ticket_id,
             }
-            double.sessions[session["id"]] = session
+            double.sessions[session_id] = session
             return double._view(session, double.live_names())
 
         @app.delete("/api/sessions/{session_id}", status_code=204)
