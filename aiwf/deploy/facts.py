@@ -67,6 +67,8 @@ class Survey:
     systemd: bool = False
     docker_answers: bool = False
     python: str = ""
+    #: Debian's name of the CPU architecture (``amd64``, ``arm64``).
+    arch: str = "amd64"
     #: port -> what listens on it (``ss`` line), empty when free.
     listeners: dict[int, str] = field(default_factory=dict)
     #: port -> names of the containers publishing it.
@@ -82,6 +84,7 @@ class HostSurvey(FactBase[Survey]):
             'echo "version=${VERSION_ID:-}"',
             'echo "uid=$(id -u)"',
             'echo "home=${HOME:-}"',
+            'echo "arch=$(dpkg --print-architecture 2>/dev/null)"',
             'if [ -d /run/systemd/system ]; then echo "systemd=yes"; else echo "systemd=no"; fi',
             "if docker info --format '{{.ServerVersion}}' >/dev/null 2>&1; "
             'then echo "docker=yes"; else echo "docker=no"; fi',
@@ -116,6 +119,7 @@ class HostSurvey(FactBase[Survey]):
             systemd=values.get("systemd") == "yes",
             docker_answers=values.get("docker") == "yes",
             python=values.get("python", ""),
+            arch=values.get("arch") or "amd64",
             listeners=listeners,
             publishers=publishers,
         )

@@ -17,18 +17,18 @@ import atexit
 import shutil
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from io import StringIO
 from pathlib import Path, PurePosixPath
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from pyinfra import logger
 from pyinfra.api.deploy import deploy
 from pyinfra.api.operation import OperationMeta
 from pyinfra.context import host
 from pyinfra.facts.deb import DebPackages
-from pyinfra.operations import apt, files, systemd
+from pyinfra.operations import apt, files, server, systemd
 
 from aiwf.config import StackConfig, validate
 from aiwf.deploy import lock, preflight
@@ -38,7 +38,7 @@ from aiwf.deploy.artifacts import (
     sha256_of,
     source_archives,
 )
-from aiwf.deploy.facts import HostSurvey, LoginIdentity, Survey
+from aiwf.deploy.facts import HostSurvey, LoginIdentity, Survey, TextFile
 from aiwf.deploy.operations import (
     converge_stack,
     engine_answers,
@@ -60,6 +60,9 @@ from aiwf.deploy.settings import (
 from aiwf.errors import AiwfError
 from aiwf.paths import project_root
 from aiwf.stack import acme_webroot, rendered_dir, secrets_dir
+
+if TYPE_CHECKING:
+    from aiwf.certs import CertificateStatus
 
 #: Debian packages every host gets besides Docker.
 BASE_PACKAGES = (
@@ -165,7 +168,7 @@ def docker_engine(settings: DeploySettings, survey: Survey) -> None:
         )
         apt.repo(
             name="Docker's apt repository",
-            src=f"deb [arch=amd64] {settings.docker_apt_url}/{distribution} "
+            src=f"deb [arch={survey.arch}] {settings.docker_apt_url}/{distribution} "
             f"{_codename(survey)} stable",
             filename="docker",
         )
@@ -384,41 +387,80 @@ def backup_timer(config: StackConfig, layout: RemoteLayout, survey: Survey) -> N
         )
 
 
-@deploy("Certificate")
-def certificate(config: StackConfig, layout: RemoteLayout) -> list[OperationMeta]:
-    """Let's Encrypt through certbot on the host; self-signed ones are made by ``aiwf up``."""
-    if config.tls.mode != "letsencrypt":
-        return []
-    return [
-        apt.packages(name="certbot", packages=["certbot"]),
-    ]
+def certificate_status(pem: str | None) -> CertificateStatus | None:
+    """The certificate a host serves, parsed here from its PEM text; ``None`` if none or bad."""
+    from aiwf.certs import read_certificate
+
+    if not pem:
+        return None
+    with tempfile.TemporaryDirectory(prefix="aiwf-cert-") as folder:
+        path = Path(folder) / "fullchain.pem"
+        path.write_text(pem + "\n")
+        try:
+            return read_certificate(path)
+        except AiwfError:
+            return None
 
 
-def _needs_issue(config: StackConfig) -> Any:
+def certificate_is_good(status: CertificateStatus | None, config: StackConfig) -> bool:
+    """Covers the stack's names and is not about to expire."""
     from aiwf.certs import certificate_names
 
-    wanted = certificate_names(config)[: len(config.domains)]
+    return (
+        status is not None
+        and not status.missing_names(certificate_names(config))
+        and status.days_left >= config.tls.warn_days
+    )
+
+
+@deploy("Certificate")
+def certificate(config: StackConfig) -> OperationMeta | None:
+    """The certificate nginx serves: self-signed ones made here and uploaded (0600).
+
+    With ``tls.mode: letsencrypt`` a self-signed one is put in place only while there is none,
+    so nginx can start and answer certbot's challenge; certbot then runs on the host.
+    Returns the upload of a new certificate, if one is made.
+    """
+    from aiwf.certs import CERT_FILE, KEY_FILE, certificate_names, create_self_signed
+
+    if config.tls.mode == "files":
+        return None
+    if config.tls.mode == "letsencrypt":
+        apt.packages(name="certbot", packages=["certbot"])
+    certs_dir = PurePosixPath(str(config.paths.certs_dir))
+    status = certificate_status(host.get_fact(TextFile, path=str(certs_dir / CERT_FILE)))
+    wanted_new = (
+        status is None
+        if config.tls.mode == "letsencrypt"
+        else not certificate_is_good(status, config)
+    )
+    if not wanted_new:
+        return None
+    made = Path(tempfile.mkdtemp(prefix="aiwf-deploy-cert-"))
+    atexit.register(shutil.rmtree, made, True)
+    create_self_signed(made, certificate_names(config))
+    files.put(
+        name="Self-signed key (0600)",
+        src=str(made / KEY_FILE),
+        dest=str(certs_dir / KEY_FILE),
+        user="root",
+        mode="600",
+    )
+    return files.put(
+        name="Self-signed certificate",
+        src=str(made / CERT_FILE),
+        dest=str(certs_dir / CERT_FILE),
+        user="root",
+        mode="600",
+    )
+
+
+def _needs_issue(config: StackConfig) -> Callable[[str | None], bool]:
+    """Whether certbot must run: the served certificate is self-signed or not good enough."""
 
     def check(pem: str | None) -> bool:
-        if not pem:
-            return True
-        import datetime as dt
-
-        from cryptography import x509
-
-        try:
-            leaf = x509.load_pem_x509_certificates(pem.encode())[0]
-        except ValueError:
-            return True
-        if leaf.subject == leaf.issuer:
-            return True
-        try:
-            san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-            names = set(san.get_values_for_type(x509.DNSName))
-        except x509.ExtensionNotFound:
-            names = set()
-        days_left = (leaf.not_valid_after_utc - dt.datetime.now(dt.UTC)).days
-        return bool(set(wanted) - names) or days_left < config.tls.warn_days
+        status = certificate_status(pem)
+        return status is None or status.self_signed or not certificate_is_good(status, config)
 
     return check
 
@@ -465,7 +507,7 @@ def _deploy_stack(given: HostInput) -> None:
         docker_engine(settings=given.deploy, survey=survey)
         directories(config=config, layout=layout)
         rendered_files(config=config, layout=layout)
-        certificate(config=config, layout=layout)
+        new_certificate = cast(OperationMeta | None, certificate(config=config))
         inputs = cast(
             list[OperationMeta],
             application(
@@ -482,6 +524,8 @@ def _deploy_stack(given: HostInput) -> None:
             command=command,
             inputs_changed=lambda: any(op.changed for op in inputs),
         )
+        if new_certificate is not None:
+            reload_for_certificate(config, new_certificate)
         working_folders(config=config, settings=given.deploy)
         if config.tls.mode == "letsencrypt":
             letsencrypt_certificate(
@@ -496,6 +540,19 @@ def _deploy_stack(given: HostInput) -> None:
         lock.release_now(state, host)
         raise
     lock.release_after(state, host, last)
+
+
+def reload_for_certificate(config: StackConfig, uploaded: OperationMeta) -> None:
+    """A running nginx reloads a certificate uploaded in this deploy (a new one reads it anyway)."""
+    nginx = config.container_name("nginx")
+    server.shell(
+        name="nginx reloads the new certificate",
+        commands=[
+            f"if [ \"$(docker inspect -f '{{{{.State.Running}}}}' {nginx} 2>/dev/null)\" = true ]; "
+            f"then docker exec {nginx} nginx -s reload; fi"
+        ],
+        _if=uploaded.did_change,
+    )
 
 
 def _folders(config: StackConfig) -> list[str]:

@@ -40,6 +40,7 @@ class Target:
     """One SSH-reachable host (this machine) and the inventory that deploys onto it."""
 
     tmp: Path
+    root: Path
     ssh_port: int
     key: Path
     project: str
@@ -68,6 +69,24 @@ class Target:
             "aiwf": settings,
         }
         self.inventory.write_text(f"hosts = [('127.0.0.1', {host_data!r})]\n")
+
+
+def _snapshot(destination: Path) -> Path:
+    """A copy of what the deploy ships, so edits in the working tree during the test change nothing.
+
+    The dashboard's ``node_modules`` is linked, not copied (only needed if ``dist/`` is stale).
+    """
+    skip = shutil.ignore_patterns(
+        "node_modules", "__pycache__", "*.egg-info", ".pytest_cache", "wheels", ".mypy_cache"
+    )
+    for folder in ("aiwf", "templates", "services"):
+        shutil.copytree(ROOT / folder, destination / folder, ignore=skip)
+    for name in ("pyproject.toml", "deploy.py"):
+        shutil.copy2(ROOT / name, destination / name)
+    modules = ROOT / "services" / "dashboard" / "node_modules"
+    if modules.is_dir():
+        (destination / "services" / "dashboard" / "node_modules").symlink_to(modules)
+    return destination
 
 
 def _wait_port(port: int, timeout_s: float = 20) -> None:
@@ -109,7 +128,14 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     )
     project = f"aiwfdeploy{secrets.token_hex(3)}"
     found = Target(
-        tmp, port, key, project, _free_port(), _free_port(), tmp / "inventory" / "hosts.py"
+        tmp,
+        _snapshot(tmp / "project"),
+        port,
+        key,
+        project,
+        _free_port(),
+        _free_port(),
+        tmp / "inventory" / "hosts.py",
     )
     found.inventory.parent.mkdir()
     (tmp / "home").mkdir()  # the deploying user's home exists on any real host
@@ -162,6 +188,7 @@ def deploy(target: Target, *extra: str) -> tuple[int, dict[str, Any], str]:
         capture_output=True,
         text=True,
         cwd=ROOT,
+        env={**os.environ, "AIWF_ROOT": str(target.root)},
         check=False,
         timeout=1800,
     )

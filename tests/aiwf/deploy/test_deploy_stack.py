@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from aiwf.certs import create_self_signed
 from aiwf.deploy.operations import converge_stack, health_status, require_healthy, unpack_archive
 from aiwf.deploy.settings import DeploySettings
 from aiwf.deploy.stack import HostInput, deploy_stack
@@ -250,3 +251,33 @@ def test_unhealthy_stack_fails_the_host_with_what_is_wrong(run_deploy: RunDeploy
     )
     assert run.failed
     assert run.has("the stack is not healthy: via-nginx nginx: refused")
+
+
+def test_fresh_host_gets_a_self_signed_certificate_with_a_private_key(
+    run_deploy: RunDeploy, tmp_path: Path
+) -> None:
+    run = run_deploy(deploy_stack, dict(DEBIAN_HOST), given=_input(tmp_path))
+    certs = tmp_path / "data" / "certs"
+    assert run.has(f"chmod 600 {certs}/privkey.pem")
+    assert run.has(f"chmod 600 {certs}/fullchain.pem")
+    assert run.has("nginx -s reload")
+
+
+def test_a_good_certificate_on_the_host_is_left_alone(
+    run_deploy: RunDeploy, tmp_path: Path
+) -> None:
+    made = tmp_path / "made"
+    create_self_signed(made, ["localhost", "127.0.0.1"])
+    responses = {
+        f"{tmp_path}/data/certs/fullchain.pem": [
+            "present",
+            *made.joinpath("fullchain.pem").read_text().splitlines(),
+        ],
+    }
+    responses.update(DEBIAN_HOST)
+    run = run_deploy(deploy_stack, responses, given=_input(tmp_path))
+    assert not run.failed
+    assert not run.has("privkey.pem")
+    renamed = _input(tmp_path, domains=["ai.example.com"])
+    again = run_deploy(deploy_stack, responses, given=renamed)
+    assert again.has("privkey.pem")  # the old one does not cover the new name
