@@ -218,7 +218,17 @@ await runScenario(
     await page.screenshot({ path: join(OUT, '11-unhealthy.png') });
     step('daemon unhealthy banner shown with the reason');
 
-    // 15. Sign out: every view needs the session again.
+    // 15. The session cookie goes away: the next API call answers 401 and the
+    // app returns to the login page, saying why.
+    await page.context().clearCookies();
+    await page.getByRole('form', { name: 'Sign in' }).waitFor(WAIT);
+    await page.getByText('Your session has ended. Please sign in again.').waitFor(WAIT);
+    if (!page.url().endsWith('/login')) throw new Error(`expected /login, got ${page.url()}`);
+    await page.screenshot({ path: join(OUT, '12-session-ended.png') });
+    step('a 401 from the API returns to the login page');
+    await signIn(page, USERNAME, PASSWORD);
+
+    // 16. Sign out: every view needs the session again.
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByRole('form', { name: 'Sign in' }).waitFor(WAIT);
     await page.goto(`${BASE}/terminals`);

@@ -128,6 +128,7 @@ def test_dashboard_end_to_end(stack: Any) -> None:
         "completed ticket shown with its summary and when",
         "interrupted ticket retried into a new session",
         "daemon unhealthy banner shown with the reason",
+        "a 401 from the API returns to the login page",
         "signed out; views need the session again",
     ]
     assert [e for e in result["consoleErrors"] if e["phase"] == "clean"] == []
