@@ -321,7 +321,7 @@ class Backup(Strict):
     compression: Literal["zstd", "gzip"] = "zstd"
     #: Compression level (zstd 1-19, gzip 1-9).
     level: int = Field(default=3, ge=1, le=19)
-    #: Which backups ``aiwf backup prune`` keeps.
+    #: Which archives survive the pruning after each backup.
     retention: Retention = Field(default_factory=Retention)
     #: How the service writing a volume is quiesced during its snapshot.
     policy: dict[str, QuiescePolicy] = Field(default_factory=_default_policy)

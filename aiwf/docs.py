@@ -113,6 +113,16 @@ def _type_name(annotation: Any, metadata: list[Any] | None = None) -> str:
     return getattr(annotation, "__name__", str(annotation))
 
 
+def _bounds(metadata: list[Any]) -> str:
+    """``, 1 to 100`` for a number constrained by ``ge=1, le=100``; empty when unconstrained."""
+    low = next((f">= {m.ge}" for m in metadata if hasattr(m, "ge")), None)
+    low = low or next((f"> {m.gt}" for m in metadata if hasattr(m, "gt")), None)
+    high = next((f"<= {m.le}" for m in metadata if hasattr(m, "le")), None)
+    if low and high and low.startswith(">="):
+        return f", {low[3:]} to {high[3:]}"
+    return "".join(f", {bound}" for bound in (low, high) if bound)
+
+
 def _show(value: Any, places: dict[str, str]) -> str:
     if value is None:
         return "none"
@@ -156,7 +166,7 @@ def _row(
     annotation = info.annotation
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return f"| `{full}` | section | see [{full}](#{_anchor(full)}) | {note} |"
-    kind = _type_name(annotation, list(info.metadata))
+    kind = _type_name(annotation, list(info.metadata)) + _bounds(info.metadata)
     return f"| `{full}` | {kind} | {_show(default, places)} | {note} |"
 
 
