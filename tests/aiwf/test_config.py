@@ -218,3 +218,40 @@ def test_config_reference_needs_no_valid_config(tmp_path: Path, aiwf: Aiwf) -> N
     result = aiwf("--inventory", str(path), "config-reference")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("# Configuration reference\n")
+
+
+def test_global_options_move_before_the_command_unless_it_has_its_own() -> None:
+    import typer
+
+    from aiwf.cli.main import hoist_global_options
+
+    mini = typer.Typer()
+
+    @mini.command("own")
+    def own(host: str = typer.Option("", "--host")) -> None:
+        """Declares --host itself."""
+
+    @mini.command("plain")
+    def plain(name: str = typer.Argument("")) -> None:
+        """Declares nothing."""
+
+    commands = getattr(typer.main.get_command(mini), "commands", {})
+    assert hoist_global_options(["plain", "x", "--inventory", "a.py", "--host=h"], commands) == [
+        "--inventory",
+        "a.py",
+        "--host=h",
+        "plain",
+        "x",
+    ]
+    assert hoist_global_options(["-i", "a.py", "own", "--host", "h"], commands) == [
+        "-i",
+        "a.py",
+        "own",
+        "--host",
+        "h",
+    ]
+    assert hoist_global_options(["plain", "--", "--inventory"], commands) == [
+        "plain",
+        "--",
+        "--inventory",
+    ]
