@@ -128,6 +128,11 @@ class Stack:
     tmp: Path
     password: str
     token: str
+    username: str = USERNAME
+    #: The local ticket files, by the part each plays in the browser run.
+    tickets: dict[str, str] = field(
+        default_factory=lambda: {"approve": APPROVE_ID, "reject": REJECT_ID, "retry": RETRY_ID}
+    )
     base_url: str = ""
     ports: dict[str, int] = field(default_factory=dict)
     starters: dict[str, Callable[[], subprocess.Popen[bytes]]] = field(default_factory=dict)

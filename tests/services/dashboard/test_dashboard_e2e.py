@@ -22,13 +22,8 @@ from typing import Any
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
-REPO = Path(__file__).resolve().parents[3]
-DASHBOARD = REPO / "services" / "dashboard"
-OUTPUT = REPO / "test-output" / "dashboard"
-APPROVE_ID = "E2E-APPROVE"
-REJECT_ID = "E2E-REJECT"
-RETRY_ID = "E2E-RETRY"
-USERNAME = "admin"
+DASHBOARD = Path(__file__).resolve().parents[3] / "services" / "dashboard"
+OUTPUT = DASHBOARD.parents[1] / "test-output" / "dashboard"
 
 
 def _run_browser(
@@ -43,7 +38,7 @@ def _run_browser(
     env = {
         **os.environ,
         "E2E_BASE_URL": stack.base_url,
-        "E2E_USERNAME": USERNAME,
+        "E2E_USERNAME": stack.username,
         "E2E_PASSWORD": stack.password,
         "E2E_OUT_DIR": str(out_dir),
         "E2E_CHROMIUM": str(CHROMIUM),
@@ -106,7 +101,11 @@ def test_dashboard_end_to_end(stack: Any) -> None:
         "run.mjs",
         stack,
         out_dir,
-        {"E2E_APPROVE_ID": APPROVE_ID, "E2E_REJECT_ID": REJECT_ID, "E2E_RETRY_ID": RETRY_ID},
+        {
+            "E2E_APPROVE_ID": stack.tickets["approve"],
+            "E2E_REJECT_ID": stack.tickets["reject"],
+            "E2E_RETRY_ID": stack.tickets["retry"],
+        },
     )
     (OUTPUT / "e2e-transcript.txt").write_text("\n".join(transcript) + "\n", encoding="utf-8")
 
@@ -138,13 +137,14 @@ def test_dashboard_end_to_end(stack: Any) -> None:
     completed = json.loads((data / "completed-tickets.json").read_text(encoding="utf-8"))
     pending = json.loads((data / "pending-tickets.json").read_text(encoding="utf-8"))
     assert "Wrote the feature, tests pass" in json.dumps(completed)
-    assert APPROVE_ID in json.dumps(completed)
-    assert APPROVE_ID not in json.dumps(pending)
-    assert REJECT_ID not in json.dumps(pending)
+    approve_id, reject_id = stack.tickets["approve"], stack.tickets["reject"]
+    assert approve_id in json.dumps(completed)
+    assert approve_id not in json.dumps(pending)
+    assert reject_id not in json.dumps(pending)
     sessions = stack.tmux_get("/api/sessions")
     names = {session["name"]: session for session in sessions}
-    agent = [s for s in sessions if s.get("alive") and APPROVE_ID in s["name"]]
-    assert agent, f"no live session for {APPROVE_ID}: {sorted(names)}"
+    agent = [s for s in sessions if s.get("alive") and approve_id in s["name"]]
+    assert agent, f"no live session for {approve_id}: {sorted(names)}"
     assert not any(s.get("alive") for s in sessions if s["name"] == "e2e-scratch")
     for shot in (
         "01-login.png",

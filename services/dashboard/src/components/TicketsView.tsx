@@ -10,6 +10,13 @@ interface Props {
 }
 
 type Feedback = { kind: 'success' | 'error'; text: string };
+type Action = 'approve' | 'reject' | 'retry';
+
+const ACTION_LABELS: Record<Action, { idle: string; busy: string; done: string }> = {
+  approve: { idle: 'Approve', busy: 'Approving…', done: 'Approved' },
+  reject: { idle: 'Reject', busy: 'Rejecting…', done: 'Rejected' },
+  retry: { idle: 'Retry', busy: 'Retrying…', done: 'Retrying' },
+};
 const EMPTY: TicketList = { tickets: [], count: 0 };
 
 export function TicketsView({ api, onOpenTerminal }: Props) {
@@ -40,13 +47,12 @@ export function TicketsView({ api, onOpenTerminal }: Props) {
     [lists, hidden],
   );
 
-  const act = async (ticket: Ticket, action: 'approve' | 'reject' | 'retry') => {
+  const act = async (ticket: Ticket, action: Action) => {
     setBusy((b) => ({ ...b, [ticket.id]: action }));
     setFeedback(null);
     try {
       await api[action](ticket.id);
-      const verb = { approve: 'Approved', reject: 'Rejected', retry: 'Retrying' }[action];
-      setFeedback({ kind: 'success', text: `${verb} ${ticket.identifier}: ${ticket.title}` });
+      setFeedback({ kind: 'success', text: `${ACTION_LABELS[action].done} ${ticket.identifier}: ${ticket.title}` });
       if (action !== 'retry') setHidden((h) => new Set(h).add(ticket.id));
       await refresh();
     } catch (error) {
@@ -88,22 +94,8 @@ export function TicketsView({ api, onOpenTerminal }: Props) {
               <TicketHeader ticket={ticket} />
               {ticket.description ? <p className="description">{ticket.description}</p> : null}
               <div className="actions">
-                <button
-                  type="button"
-                  className="btn primary"
-                  disabled={Boolean(busy[ticket.id])}
-                  onClick={() => void act(ticket, 'approve')}
-                >
-                  {busy[ticket.id] === 'approve' ? 'Approving…' : 'Approve'}
-                </button>
-                <button
-                  type="button"
-                  className="btn danger-outline"
-                  disabled={Boolean(busy[ticket.id])}
-                  onClick={() => void act(ticket, 'reject')}
-                >
-                  {busy[ticket.id] === 'reject' ? 'Rejecting…' : 'Reject'}
-                </button>
+                <ActionButton action="approve" className="btn primary" busy={busy[ticket.id]} onClick={() => void act(ticket, 'approve')} />
+                <ActionButton action="reject" className="btn danger-outline" busy={busy[ticket.id]} onClick={() => void act(ticket, 'reject')} />
               </div>
             </article>
           ))}
@@ -155,14 +147,7 @@ export function TicketsView({ api, onOpenTerminal }: Props) {
                       Open terminal
                     </button>
                   ) : null}
-                  <button
-                    type="button"
-                    className="btn primary"
-                    disabled={Boolean(busy[ticket.id])}
-                    onClick={() => void act(ticket, 'retry')}
-                  >
-                    {busy[ticket.id] === 'retry' ? 'Retrying…' : 'Retry'}
-                  </button>
+                  <ActionButton action="retry" className="btn primary" busy={busy[ticket.id]} onClick={() => void act(ticket, 'retry')} />
                 </div>
               </li>
             ))}
@@ -190,6 +175,22 @@ export function TicketsView({ api, onOpenTerminal }: Props) {
         </ul>
       </section>
     </div>
+  );
+}
+
+interface ActionButtonProps {
+  action: Action;
+  className: string;
+  /** The action running on this ticket, if any: every button waits for it. */
+  busy: string | undefined;
+  onClick: () => void;
+}
+
+function ActionButton({ action, className, busy, onClick }: ActionButtonProps) {
+  return (
+    <button type="button" className={className} disabled={Boolean(busy)} onClick={onClick}>
+      {busy === action ? ACTION_LABELS[action].busy : ACTION_LABELS[action].idle}
+    </button>
   );
 }
 
