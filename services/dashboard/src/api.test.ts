@@ -150,8 +150,10 @@ describe('ApiClient', () => {
     const api = new ApiClient({ baseUrl });
     handler = (_req, res) => json(res, 200, { status: 'ok' });
     await expect(api.whisperAvailable()).resolves.toBe(true);
-    handler = (_req, res) => json(res, 503, { detail: 'model loading' });
+    handler = (_req, res) => json(res, 503, { detail: 'speech-to-text is off' });
     await expect(api.whisperAvailable()).resolves.toBe(false);
-    expect(seen.map((r) => r.url)).toEqual(['/api/whisper/health', '/api/whisper/health']);
+    handler = (_req, res) => json(res, 200, { status: 'off' });
+    await expect(api.whisperAvailable()).resolves.toBe(false);
+    expect(seen.map((r) => r.url)).toEqual(['/api/whisper/health', '/api/whisper/health', '/api/whisper/health']);
   });
 });

@@ -149,10 +149,16 @@ export class ApiClient {
   }
 
   // --- speech to text (whisper) ---
+  /**
+   * Whether speech-to-text can be used: its health answers 2xx and does not say
+   * `{"status": "off"}` (the stack's nginx may answer so when it is switched off,
+   * which keeps the browser console free of a failed probe).
+   */
   async whisperAvailable(): Promise<boolean> {
     try {
-      await this.request('/api/whisper/health');
-      return true;
+      const health = await this.request<unknown>('/api/whisper/health');
+      const status = health && typeof health === 'object' ? (health as { status?: unknown }).status : undefined;
+      return status !== 'off';
     } catch {
       return false;
     }
