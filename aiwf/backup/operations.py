@@ -37,6 +37,7 @@ from aiwf.render import write_atomically
 from aiwf.stack import volume_name
 
 HELPER_ARCHIVER = "/aiwf/archiver.py"
+HELPER_ROLE = "backup-helper"
 Progress = Callable[[str], None]
 
 
@@ -118,13 +119,13 @@ def quiesced(
         marker,
         json.dumps({"pid": os.getpid(), "container": container.name, "action": action}).encode(),
     )
-    with engine_errors(f"{action} {container.name}"):
-        if action == "pause":
-            container.pause()
-        else:
-            container.stop(timeout=30)
-    progress(f"{action}d {container.name}")
     try:
+        with engine_errors(f"{action} {container.name}"):
+            if action == "pause":
+                container.pause()
+            else:
+                container.stop(timeout=30)
+        progress(f"{'paused' if action == 'pause' else 'stopped'} {container.name}")
         yield
     finally:
         with engine_errors(f"resuming {container.name}"):
@@ -137,7 +138,16 @@ def quiesced(
 
 
 def recover_interrupted(config: StackConfig, backup_dir: Path, progress: Progress) -> None:
-    """Resume a container and remove partial archives left by a run that was killed."""
+    """Undo what a killed run left: its helper container, partial archives, a paused service."""
+    with engine_errors("removing helper containers of interrupted runs"):
+        helpers = docker_client().containers.list(
+            all=True,
+            filters={"label": [f"aiwf.project={config.project}", f"aiwf.role={HELPER_ROLE}"]},
+        )
+        for helper in helpers:
+            if not store.alive(int(helper.labels.get("aiwf.pid", "0"))):
+                helper.remove(force=True)
+                progress(f"removed helper container {helper.name} of an interrupted run")
     for partial in store.stale_partials(backup_dir):
         partial.unlink(missing_ok=True)
         progress(f"removed {partial.name}, left by an interrupted backup")
@@ -146,7 +156,7 @@ def recover_interrupted(config: StackConfig, backup_dir: Path, progress: Progres
         record = json.loads(marker.read_text())
     except (OSError, ValueError):
         return
-    if store._alive(int(record.get("pid", 0))) and record.get("pid") != os.getpid():
+    if store.alive(int(record.get("pid", 0))) and record.get("pid") != os.getpid():
         return
     import docker.errors
 
@@ -182,7 +192,11 @@ def run_helper(
             image,
             ["python3", HELPER_ARCHIVER, *arguments],
             volumes=binds,
-            labels={"aiwf.project": config.project, "aiwf.role": "backup-helper"},
+            labels={
+                "aiwf.project": config.project,
+                "aiwf.role": HELPER_ROLE,
+                "aiwf.pid": str(os.getpid()),
+            },
             network_mode="none",
         )
     try:

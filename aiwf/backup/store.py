@@ -127,12 +127,15 @@ def stale_partials(backup_dir: Path) -> list[Path]:
     stale = []
     for path in backup_dir.iterdir():
         match = PARTIAL.match(path.name)
-        if match and not _alive(int(match["pid"])):
+        if match and not alive(int(match["pid"])):
             stale.append(path)
     return stale
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether a process with this id runs (on this host)."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -79,6 +79,7 @@ def test_round_trip_restores_identical_tree(
 
     archive = _backup(stack, base_image)
     assert store.verification_state(archive) == "verified"
+    operations.restore_test(stack, archive, image=base_image)
     shell_in_volume(docker_client, base_image, full, "rm -rf /data/* && chmod 700 /data")
     assert listing(docker_client, base_image, full) != before
 
@@ -186,7 +187,7 @@ def test_killed_backup_leaves_no_archive_and_the_service_running(
     full = _create_volume(docker_client, stack)
     # A large sparse file keeps the backup busy long enough to be killed in the middle.
     shell_in_volume(
-        docker_client, base_image, full, "truncate -s 6G /data/sparse && echo x >/data/a"
+        docker_client, base_image, full, "truncate -s 3G /data/sparse && echo x >/data/a"
     )
     service = _service_container(docker_client, stack, base_image, full)
     root = Path(str(stack.paths.data_dir)).parent
@@ -220,4 +221,4 @@ def test_killed_backup_leaves_no_archive_and_the_service_running(
     helpers = docker_client.containers.list(
         all=True, filters={"label": [f"aiwf.project={stack.project}", "aiwf.role=backup-helper"]}
     )
-    assert helpers == [] or signum == signal.SIGKILL
+    assert helpers == []

@@ -111,3 +111,26 @@ def test_prune_waits_for_the_newest_backup_to_verify(tmp_path: Path) -> None:
     store.record_verified(archives[0].path, {"volume": "tmux-session-data"})
     assert prune(config, backup_dir, "tmux-session-data") == [archives[1].path]
     assert [item.path for item in store.list_archives(backup_dir)] == [archives[0].path]
+
+
+def test_backups_lists_size_age_and_state(tmp_path: Path) -> None:
+    import json
+
+    _register_commands()
+    settings = make_settings(tmp_path, "proj")
+    inventory = write_inventory(tmp_path, settings)
+    backup_dir = tmp_path / "backups"
+    backup_dir.mkdir()
+    now = dt.datetime.now(dt.UTC)
+    archives = _archives(backup_dir, [now - dt.timedelta(hours=30), now - dt.timedelta(hours=1)])
+    store.record_verified(archives[0].path, {"volume": "tmux-session-data"})
+    result = CliRunner().invoke(app, ["-i", str(inventory), "backups", "--json"])
+    assert result.exit_code == 0, result.output
+    listed = json.loads(result.stdout)
+    assert [(item["state"], round(item["age_hours"])) for item in listed] == [
+        ("verified", 1),
+        ("unverified", 30),
+    ]
+    assert all(item["size"] == 1 for item in listed)
+    table = CliRunner().invoke(app, ["-i", str(inventory), "backups"])
+    assert "verified" in table.output and "unverified" in table.output
