@@ -110,10 +110,17 @@ class Orchestrator:
     # ----------------------------------------------------------------- lifecycle
     async def open(self) -> None:
         """Load state and the prompt template; no background loop runs yet."""
-        self.state_problems = self.store.load()
-        missing = self.store.missing_files()
-        if missing:
-            await self.store.save(*missing)
+        try:
+            self.state_problems = self.store.load()
+            missing = self.store.missing_files()
+            if missing:
+                await self.store.save(*missing)
+        except OSError as exc:
+            self.state_problems = [
+                f"data directory {self.store.data_dir} is unusable ({exc.strerror}): "
+                "fix its permissions or ORCHESTRATOR_DATA_DIR"
+            ]
+            log.error("%s", self.state_problems[0])
         try:
             self.template = load_template(self.settings.prompt_template_file)
         except Exception as exc:

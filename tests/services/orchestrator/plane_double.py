@@ -52,6 +52,7 @@ class PlaneDouble:
         self._window_start = time.time()
         self._window_used = 0
         self.fail_every = 0
+        self.refuse_updates = False
         self._counter = 0
         self._clock = datetime(2026, 1, 1, tzinfo=UTC)
         self.lock = threading.Lock()
@@ -207,6 +208,8 @@ class PlaneDouble:
             @app.patch(base + "/{project_id}/" + kind + "/{item_id}/")
             async def patch_item(slug: str, project_id: str, item_id: str, request: Request) -> Any:
                 project = double.projects[project_id]
+                if double.refuse_updates:
+                    return JSONResponse({"error": "state is locked"}, 400)
                 body = await request.json()
                 double.update_item(project, item_id, **body)
                 return project.items[item_id]

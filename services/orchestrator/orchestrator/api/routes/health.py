@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 from fastapi import APIRouter, Response
@@ -19,13 +20,13 @@ async def health(orchestrator: OrchestratorDep) -> Health:
     problems = orchestrator.problems()
     if not tmux_ok and orchestrator.tmux_problem is None:
         problems.append(f"tmux-sessions service at {orchestrator.tmux.base_url} is unreachable")
-    writable = orchestrator.store.data_dir.is_dir()
+    writable = os.access(orchestrator.store.data_dir, os.W_OK | os.X_OK)
     state: Literal["healthy", "degraded", "unhealthy"] = (
         "healthy" if tmux_ok and not problems else "degraded"
     )
     if not writable:
         state = "unhealthy"
-        problems.append(f"data directory {orchestrator.store.data_dir} is missing")
+        problems.append(f"data directory {orchestrator.store.data_dir} is not writable")
     store = orchestrator.store
     return Health(
         status=state,
