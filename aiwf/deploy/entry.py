@@ -4,12 +4,8 @@ pyinfra's command line names the inventory file; its own argument parser reads i
 command line, so ``deploy.py`` loads the very inventory pyinfra loaded, through the same
 :func:`aiwf.inventory.settings_for_host` the ``aiwf`` command uses::
 
-    # deploy.py
-    from pyinfra import host
-    from aiwf.deploy.entry import host_input
-    from aiwf.deploy.stack import deploy_stack
-
-    deploy_stack(host_input(host))
+    given = host_input(host)      # in deploy.py, via aiwf.deploy.stack.deploy_current_host
+    given.config.project          # 'ai-workflow'
 """
 
 from __future__ import annotations

@@ -281,3 +281,30 @@ def test_a_good_certificate_on_the_host_is_left_alone(
     renamed = _input(tmp_path, domains=["ai.example.com"])
     again = run_deploy(deploy_stack, responses, given=renamed)
     assert again.has("privkey.pem")  # the old one does not cover the new name
+
+
+def test_hosts_of_one_inventory_each_get_their_own_settings(tmp_path: Path) -> None:
+    from pyinfra.api.config import Config
+    from pyinfra.api.connect import connect_all
+    from pyinfra.api.deploy import add_deploy
+    from pyinfra.api.inventory import Inventory
+    from pyinfra.api.operations import run_ops
+    from pyinfra.api.state import State
+    from pyinfra.connectors.fake import FakeConnector
+
+    data = {"fake_responses": dict(DEBIAN_HOST), "fake_delay": 0, "fake_delay_jitter": 0}
+    inventory = Inventory((["@fake/one", "@fake/two"], data))  # type: ignore[no-untyped-call]
+    state = State(inventory, Config())  # type: ignore[no-untyped-call]
+    connect_all(state)
+    for name in ("one", "two"):
+        target = inventory.get_host(f"@fake/{name}")
+        given = _input(tmp_path, project=f"stack{name}", paths={"data_dir": f"/srv/{name}"})
+        add_deploy(state, deploy_stack, given=given, host=target)
+    run_ops(state)  # both hosts in parallel, pyinfra's own way
+    for name, other in (("one", "two"), ("two", "one")):
+        connector = inventory.get_host(f"@fake/{name}").connector
+        assert isinstance(connector, FakeConnector)
+        commands = " ".join(connector.executed_commands)
+        assert f"/srv/{name}/aiwf/bin/aiwf up --build" in commands
+        assert f"/srv/{other}" not in commands
+        assert f"aiwf-backup-stack{name}.timer" in commands
