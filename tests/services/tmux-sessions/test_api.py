@@ -104,6 +104,25 @@ def test_check_refuses_anonymous_and_bad_credentials(service: Any) -> None:
         assert client.get("/api/auth/me", headers=good).json() == {"username": "service"}
 
 
+@pytest.mark.parametrize("method", ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
+def test_check_answers_the_method_nginx_passes_on(service: Any, method: str) -> None:
+    cookie = service.login_cookie()
+    with service.client() as client:
+        assert client.request(method, "/api/auth/check").status_code == 401
+        client.cookies.set("aiwf_session", cookie)
+        allowed = client.request(method, "/api/auth/check", headers={"Origin": ORIGIN})
+        assert allowed.status_code == 204
+        foreign = client.request(
+            method, "/api/auth/check", headers={"Origin": "https://evil.example"}
+        )
+        assert foreign.status_code == (204 if method in ("GET", "HEAD") else 403)
+    with service.token_client() as client:
+        response = client.request(
+            method, "/api/auth/check", headers={"Origin": "https://evil.example"}
+        )
+        assert response.status_code == 204
+
+
 def test_wrong_password_then_lockout_per_client(service: Any) -> None:
     wrong = {"username": "admin", "password": "not-the-password"}
     right = {"username": "admin", "password": PASSWORD}

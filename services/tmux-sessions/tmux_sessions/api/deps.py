@@ -61,11 +61,19 @@ def require_identity(
     identity = identify(request, context)
     if identity is None:
         raise HTTPException(401, "Log in first (POST /api/auth/login) or send the service token.")
-    if not identity.via_token and request.method not in SAFE_METHODS:
-        problem = origin_problem(request, context, required=False)
-        if problem:
-            raise HTTPException(403, f"Refused: {problem}.")
+    problem = cross_site_write_problem(request, context, identity)
+    if problem:
+        raise HTTPException(403, f"Refused: {problem}.")
     return identity
+
+
+def cross_site_write_problem(
+    request: Request, context: AppContext, identity: Identity
+) -> str | None:
+    """A write carried by the cookie must come from an allowed Origin (when one is sent)."""
+    if identity.via_token or request.method in SAFE_METHODS:
+        return None
+    return origin_problem(request, context, required=False)
 
 
 Context = Annotated[AppContext, Depends(get_context)]

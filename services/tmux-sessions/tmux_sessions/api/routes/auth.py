@@ -8,12 +8,20 @@ import time
 
 from fastapi import APIRouter, HTTPException, Request, Response
 
-from tmux_sessions.api.deps import COOKIE_NAME, Context, CurrentIdentity, identify, origin_problem
+from tmux_sessions.api.deps import (
+    COOKIE_NAME,
+    Context,
+    CurrentIdentity,
+    cross_site_write_problem,
+    identify,
+    origin_problem,
+)
 from tmux_sessions.core.security import SessionClaims, sign_session
 from tmux_sessions.models import LoginRequest, Me
 from tmux_sessions.ratelimit import client_address
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
+CHECKED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def _client(request: Request, context: Context) -> str:
@@ -71,10 +79,20 @@ async def logout(context: Context) -> Response:
     return response
 
 
-@router.get("/check", status_code=204)
+@router.api_route("/check", methods=list(CHECKED_METHODS), status_code=204)
 async def check(request: Request, context: Context) -> Response:
-    """204 for a valid cookie or token, 401 otherwise (nginx ``auth_request``)."""
-    return Response(status_code=204 if identify(request, context) else 401)
+    """nginx ``auth_request``: 204 for a valid cookie or token, 401 otherwise.
+
+    The subrequest carries the original request's method and headers, so every method is
+    answered, and a cookie-borne write from a foreign Origin gets 403: the whole stack's
+    routes share this CSRF check.
+    """
+    identity = identify(request, context)
+    if identity is None:
+        return Response(status_code=401)
+    if cross_site_write_problem(request, context, identity):
+        return Response(status_code=403)
+    return Response(status_code=204)
 
 
 @router.get("/me")
