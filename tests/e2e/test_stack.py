@@ -40,7 +40,8 @@ def test_nginx_serves_health_and_the_dashboard_over_https(stack: Any) -> None:
         assert index.status_code == 200
         assert '<div id="root">' in index.text
     with httpx_plain(stack) as plain:
-        redirect = plain.get("/health")
+        assert plain.get("/health").text.strip() == "healthy"  # the health check's own path
+        redirect = plain.get("/api/sessions")
         assert redirect.status_code == 301
         assert redirect.headers["location"].startswith("https://")
 
