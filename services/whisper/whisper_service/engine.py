@@ -34,6 +34,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def available_cpus() -> int:
+    """CPUs this process may run on; CTranslate2's own default (4) oversubscribes small hosts."""
+    return len(os.sched_getaffinity(0)) or 1
+
+
 class ModelLoadError(RuntimeError):
     """The configured model directory is missing or does not hold a loadable model."""
 
@@ -105,7 +110,7 @@ class Engine:
                 str(model_dir),
                 device=self.settings.device,
                 compute_type=self.settings.compute_type,
-                cpu_threads=self.settings.cpu_threads,
+                cpu_threads=self.settings.cpu_threads or available_cpus(),
                 num_workers=self.settings.max_concurrency,
                 local_files_only=True,
             )

@@ -52,7 +52,7 @@ def sentences() -> dict[str, str]:
 def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory of spoken clips: ``<name>.wav`` and ``<name>.pcm`` (16 kHz mono s16le) for
     every sentence, ``open.webm`` (opus), ``weather.mp3``, ``report.ogg``, ``long.wav`` (about
-    20 s of speech) and ``silence30.wav``."""
+    14 s of speech) and ``silence30.wav``."""
     for tool in ("espeak-ng", "ffmpeg"):
         _require(tool)
     root = tmp_path_factory.mktemp("speech")
@@ -63,8 +63,8 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _ffmpeg(root / "open.wav", root / "open.webm", "-c:a", "libopus")
     _ffmpeg(root / "weather.wav", root / "weather.mp3", "-c:a", "libmp3lame", "-b:a", "96k")
     _ffmpeg(root / "report.wav", root / "report.ogg", "-c:a", "libvorbis")
-    # 22 s of speech for the queue test: long enough to be observed while it runs.
-    long_text = " ".join(list(SENTENCES.values()) * 3)
+    # About 14 s of speech for the queue test: long enough to be observed while it runs.
+    long_text = " ".join(list(SENTENCES.values()) * 2)
     _run("espeak-ng", "-s", "150", "-w", str(root / "long.wav"), long_text)
     # 30 s of silence for the duration limit (still small: 8 kHz mono 8-bit).
     _run("ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono",
