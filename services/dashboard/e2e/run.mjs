@@ -141,6 +141,8 @@ await runScenario(
     await page.getByRole('tab', { name: APPROVE_ID }).click();
     await page.setViewportSize({ width: 390, height: 844 });
     await page.screenshot({ path: join(OUT, '06-phone-terminals.png'), fullPage: true });
+    const terminalsOverflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    if (terminalsOverflow > 0) throw new Error(`the terminals page is ${terminalsOverflow}px wider than a phone screen`);
     await page.getByRole('link', { name: 'Tickets' }).click();
     await page.locator(`[data-testid="active-ticket"][data-ticket-id="${APPROVE_ID}"]`).waitFor(WAIT);
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
