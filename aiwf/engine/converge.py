@@ -21,6 +21,7 @@ from aiwf.engine import history
 from aiwf.engine.build import BuiltImage, build_images, image_tag, select_specs
 from aiwf.engine.desired import LABEL_PROJECT, DesiredContainer, desired_container
 from aiwf.engine.docker_client import engine_errors
+from aiwf.engine.host import write_atomic
 from aiwf.engine.nginx import reload_config
 from aiwf.engine.observe import ObservedStack, list_containers, observe
 from aiwf.engine.plan import Action, Step, changes, plan_stack
@@ -99,11 +100,11 @@ def render_files(config: StackConfig) -> dict[str, str]:
             return {str(name): str(text) for name, text in cached["files"].items()}
     except (OSError, ValueError):
         pass
-    from aiwf.render import render_all, write_atomically
+    from aiwf.render import render_all
 
     files = render_all(config)
     if cache.parent.is_dir():
-        write_atomically(cache, json.dumps({"key": key, "files": files}).encode())
+        write_atomic(cache, json.dumps({"key": key, "files": files}).encode())
     return files
 
 
@@ -164,8 +165,6 @@ def plan_up(
 
 def write_rendered(config: StackConfig, rendered: dict[str, str], nginx: bool) -> list[str]:
     """Write the rendered files that changed; nginx.conf only when ``nginx`` (else: reload)."""
-    from aiwf.render import write_atomically
-
     folder = Path(rendered_dir(config))
     written = []
     for name, text in rendered.items():
@@ -177,7 +176,7 @@ def write_rendered(config: StackConfig, rendered: dict[str, str], nginx: bool) -
         except FileNotFoundError:
             same = False
         if not same:
-            write_atomically(path, text.encode())
+            write_atomic(path, text.encode())
             written.append(name)
     return written
 
@@ -404,14 +403,12 @@ class Executor:
             raise first_error
 
     def reload_nginx(self, step: Step, rendered: dict[str, str] | None = None) -> None:
-        from aiwf.render import write_atomically
-
         assert step.current is not None
         text = (rendered or self.rendered)["nginx.conf"]
         live = Path(rendered_dir(self.config)) / "nginx.conf"
         self.status("nginx", "testing the new nginx.conf")
         try:
-            reload_config(self.client, step.current.id, text, live, write_atomically)
+            reload_config(self.client, step.current.id, text, live, write_atomic)
         except EngineError as error:
             self.record("reload", "nginx", outcome="refused", reason=str(error).splitlines()[0])
             raise
@@ -420,9 +417,7 @@ class Executor:
         self.status("nginx", "reloaded")
 
     def remember_nginx(self, text: str) -> None:
-        from aiwf.render import write_atomically
-
-        write_atomically(loaded_nginx_digest_path(self.config), _digest(text).encode())
+        write_atomic(loaded_nginx_digest_path(self.config), _digest(text).encode())
 
     def remove_orphan(self, step: Step) -> None:
         self.status(step.target, "removing")
@@ -495,8 +490,6 @@ def image_tmux_version(client: docker.DockerClient, config: StackConfig, image: 
     """``tmux 3.3a`` as the image has it (run once per image id, remembered in the state dir)."""
     import json
 
-    from aiwf.render import write_atomically
-
     facts_path = config.paths.data_dir / "state" / "image-facts.json"
     try:
         facts = json.loads(facts_path.read_text())
@@ -511,7 +504,7 @@ def image_tmux_version(client: docker.DockerClient, config: StackConfig, image: 
     except EngineError:
         output = ""
     facts[image] = {"tmux": output.strip() or None}
-    write_atomically(facts_path, json.dumps(facts, indent=1).encode())
+    write_atomic(facts_path, json.dumps(facts, indent=1).encode())
     return output.strip() or None
 
 

@@ -34,16 +34,19 @@ class HostReport:
     admin_password: str | None = None
 
 
-def write_private(path: Path, data: bytes) -> None:
-    """Write a secret file atomically with mode 0600 (never readable by others, even briefly)."""
+def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write ``path`` so readers see the old or the new bytes, never a part, and never a mode
+    wider than ``mode`` (the temp file is created with it): temp file, fsync, rename, fsync dir.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(temp, mode)
         os.replace(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)
@@ -53,6 +56,11 @@ def write_private(path: Path, data: bytes) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """A secret file: written atomically with mode 0600 (never readable by others, even briefly)."""
+    write_atomic(path, data, 0o600)
 
 
 def host_directories(config: StackConfig) -> dict[Path, int | None]:

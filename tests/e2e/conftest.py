@@ -193,13 +193,24 @@ def engine_available() -> None:
         pytest.skip("no Docker engine answers; start dockerd (make engine)")
 
 
-@pytest.fixture(scope="session")
-def stack(engine_available: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The default stack (local tickets, speech off), brought up from nothing by ``aiwf up``."""
-    created = make_stack(tmp_path_factory.mktemp("stack"))
+def run_stack(tmp: Path, overrides: Mapping[str, Any] | None = None) -> Iterator[Stack]:
+    """Bring a new stack up from nothing with ``aiwf up``; remove it when the caller is done."""
+    created = make_stack(tmp, overrides)
     try:
         result = created.aiwf("up", timeout=1800)
         assert "first login: user admin password" in result.stdout, result.stdout
         yield created
     finally:
         remove_stack(created)
+
+
+@pytest.fixture(scope="session")
+def stack_factory() -> Any:
+    """:func:`run_stack`, for modules that need a stack with other settings."""
+    return run_stack
+
+
+@pytest.fixture(scope="session")
+def stack(engine_available: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The default stack (local tickets, speech off), brought up from nothing by ``aiwf up``."""
+    yield from run_stack(tmp_path_factory.mktemp("stack"))
