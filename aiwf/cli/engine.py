@@ -310,23 +310,19 @@ def exec_command(
     service: Annotated[str, typer.Argument(help="The service to run the command in.")],
     command: Annotated[list[str], typer.Argument(help="The command, after --.")],
 ) -> None:
-    """Run a command in a service's container; exits with the command's status."""
-    from aiwf.engine.docker_client import engine_errors
+    """Run a command in a service's container (with the terminal when there is one)."""
+    from aiwf.engine.exec import run_in_container
 
     app = AppContext.of(ctx)
     client = _client()
     container = _container_of(app, client, service)
-    with engine_errors(f"exec in {service}"):
-        exec_id = client.api.exec_create(container, command)["Id"]
-        for out, err in client.api.exec_start(exec_id, stream=True, demux=True):
-            if out:
-                sys.stdout.buffer.write(out)
-                sys.stdout.flush()
-            if err:
-                sys.stderr.buffer.write(err)
-                sys.stderr.flush()
-        code = client.api.exec_inspect(exec_id)["ExitCode"]
-    raise typer.Exit(int(code or 0))
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        from aiwf.errors import UsageError
+
+        raise UsageError("give the command to run after --, e.g. aiwf exec nginx -- nginx -t")
+    raise typer.Exit(run_in_container(client, container, command))
 
 
 def show_history(
