@@ -43,8 +43,8 @@ class TrackerSync(BaseModel):
     attempts: int = 0
 
 
-class UpstreamTicket(BaseModel):
-    """A ticket as a source reports it, before the daemon adds its own status."""
+class TicketFields(BaseModel):
+    """What every source knows about a ticket; shared by the upstream copy and the API shape."""
 
     id: str
     identifier: str
@@ -56,30 +56,23 @@ class UpstreamTicket(BaseModel):
     state_group: str | None = None
     url: str | None = None
     source: Literal["plane", "local"]
-    project_id: str | None = None
-    assignees: list[str] = Field(default_factory=list)
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
 
-class Ticket(BaseModel):
+class UpstreamTicket(TicketFields):
+    """A ticket as a source reports it, before the daemon adds its own status."""
+
+    project_id: str | None = None
+    assignees: list[str] = Field(default_factory=list)
+
+
+class Ticket(TicketFields):
     """The ticket shape of the HTTP API (see the API contract)."""
 
-    id: str
-    identifier: str
-    title: str
-    description: str = ""
-    priority: Priority = "none"
-    labels: list[str] = Field(default_factory=list)
-    state: str = ""
-    state_group: str | None = None
-    url: str | None = None
-    source: Literal["plane", "local"]
     status: TicketStatus = TicketStatus.PENDING
     session_id: str | None = None
     session_name: str | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
     approved_at: datetime | None = None
     started_at: datetime | None = None
     completed_at: datetime | None = None

@@ -57,6 +57,9 @@ log = logging.getLogger(__name__)
 class TicketNotFound(Exception):
     """No ticket with that id (HTTP 404)."""
 
+    def __init__(self, ticket_id: str) -> None:
+        super().__init__(f"No ticket with id {ticket_id}.")
+
 
 class TicketConflict(Exception):
     """The ticket is not in a status that allows the action (HTTP 409)."""
@@ -252,13 +255,20 @@ class Orchestrator:
         return where
 
     # ----------------------------------------------------------------- actions
+    def _pending(self, ticket_id: str, action: str) -> TicketRecord:
+        """The pending ticket, or TicketNotFound / TicketConflict for the HTTP answer."""
+        record = self.store.pending.get(ticket_id)
+        if record is None:
+            if self.store.get(ticket_id) is None:
+                raise TicketNotFound(ticket_id)
+            raise TicketConflict(
+                f"Ticket {ticket_id} is not pending; only pending tickets can be {action}."
+            )
+        return record
+
     async def approve(self, ticket_id: str) -> TicketRecord:
         async with self._lock:
-            record = self.store.pending.get(ticket_id)
-            if record is None:
-                if self.store.get(ticket_id) is None:
-                    raise TicketNotFound(ticket_id)
-                raise TicketConflict(f"ticket {ticket_id} is not pending")
+            record = self._pending(ticket_id, "approved")
             record.status = TicketStatus.QUEUED
             record.approved_at = utcnow()
             record.error = None
@@ -271,11 +281,7 @@ class Orchestrator:
 
     async def reject(self, ticket_id: str) -> TicketRecord:
         async with self._lock:
-            record = self.store.pending.get(ticket_id)
-            if record is None:
-                if self.store.get(ticket_id) is None:
-                    raise TicketNotFound(ticket_id)
-                raise TicketConflict(f"ticket {ticket_id} is not pending")
+            record = self._pending(ticket_id, "rejected")
             self.store.dismissed[ticket_id] = f"rejected {utcnow().isoformat()}"
             del self.store.pending[ticket_id]
             await self._save("dismissed", "pending")
@@ -288,8 +294,8 @@ class Orchestrator:
                 raise TicketNotFound(ticket_id)
             if ticket_id not in self.store.active or record.status not in RETRYABLE_STATUSES:
                 raise TicketConflict(
-                    f"ticket {ticket_id} is {record.status.value}; only failed or interrupted "
-                    "tickets can be retried"
+                    f"Ticket {ticket_id} is {record.status.value}; only failed or interrupted "
+                    "tickets can be retried."
                 )
             record.status = TicketStatus.QUEUED
             record.approved_at = utcnow()

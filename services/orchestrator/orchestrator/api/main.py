@@ -9,17 +9,18 @@ Example::
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
 
 from orchestrator import __version__
 from orchestrator.api.routes import health, tickets, webhooks
 from orchestrator.core.config import Settings, load_plane_credentials, read_secret_file
 from orchestrator.metrics import Metrics
-from orchestrator.service import Orchestrator
+from orchestrator.service import Orchestrator, TicketConflict, TicketNotFound
 from orchestrator.sources.base import TicketSource
 from orchestrator.sources.local import LocalFolderSource
 from orchestrator.sources.plane import PlaneClient, PlaneSource
@@ -58,6 +59,15 @@ def build_orchestrator(settings: Settings, metrics: Metrics, problems: list[str]
     return Orchestrator(settings, TicketStore(settings.data_dir), source, tmux, metrics, problems)
 
 
+def _answer(status_code: int) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """Exception handler: the domain error's sentence as ``{"detail"}`` with this status."""
+
+    async def handle(request: Request, exc: Exception) -> Response:
+        return JSONResponse({"detail": str(exc)}, status_code=status_code)
+
+    return handle
+
+
 def create_app(settings: Settings, startup_problems: list[str] | None = None) -> FastAPI:
     metrics = Metrics()
 
@@ -85,6 +95,8 @@ def create_app(settings: Settings, startup_problems: list[str] | None = None) ->
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Content-Type"],
         )
+    app.add_exception_handler(TicketNotFound, _answer(404))
+    app.add_exception_handler(TicketConflict, _answer(409))
     app.include_router(health.router)
     app.include_router(tickets.router)
     app.include_router(webhooks.router)

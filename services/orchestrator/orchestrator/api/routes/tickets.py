@@ -1,14 +1,16 @@
-"""Ticket lists and actions (the dashboard's API)."""
+"""Ticket lists and actions (the dashboard's API).
+
+Unknown ids and wrong statuses raise domain errors that ``api.main`` turns into 404 and 409.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, Response
 
 from orchestrator.api.deps import OrchestratorDep
 from orchestrator.models import TicketEnvelope, TicketList
-from orchestrator.service import TicketConflict, TicketNotFound
 from orchestrator.store import ListName
 
 router = APIRouter(prefix="/api", tags=["tickets"])
@@ -37,49 +39,22 @@ async def completed_tickets(orchestrator: OrchestratorDep) -> Response:
     return _list(orchestrator, "completed")
 
 
-def _not_found(ticket_id: str) -> HTTPException:
-    return HTTPException(status.HTTP_404_NOT_FOUND, f"No ticket with id {ticket_id}.")
-
-
 @router.post("/approve/{ticket_id}", response_model=TicketEnvelope, responses=ERRORS)
 async def approve(ticket_id: str, orchestrator: OrchestratorDep) -> TicketEnvelope:
-    try:
-        record = await orchestrator.approve(ticket_id)
-    except TicketNotFound:
-        raise _not_found(ticket_id) from None
-    except TicketConflict as exc:
-        detail = f"{exc}; only pending tickets can be approved."
-        raise HTTPException(status.HTTP_409_CONFLICT, detail) from None
-    return TicketEnvelope(ticket=record.public())
+    return TicketEnvelope(ticket=(await orchestrator.approve(ticket_id)).public())
 
 
 @router.post("/reject/{ticket_id}", response_model=TicketEnvelope, responses=ERRORS)
 async def reject(ticket_id: str, orchestrator: OrchestratorDep) -> TicketEnvelope:
-    try:
-        record = await orchestrator.reject(ticket_id)
-    except TicketNotFound:
-        raise _not_found(ticket_id) from None
-    except TicketConflict as exc:
-        detail = f"{exc}; only pending tickets can be rejected."
-        raise HTTPException(status.HTTP_409_CONFLICT, detail) from None
-    return TicketEnvelope(ticket=record.public())
+    return TicketEnvelope(ticket=(await orchestrator.reject(ticket_id)).public())
 
 
 @router.post("/retry/{ticket_id}", response_model=TicketEnvelope, responses=ERRORS)
 async def retry(ticket_id: str, orchestrator: OrchestratorDep) -> TicketEnvelope:
-    try:
-        record = await orchestrator.retry(ticket_id)
-    except TicketNotFound:
-        raise _not_found(ticket_id) from None
-    except TicketConflict as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"{exc}.") from None
-    return TicketEnvelope(ticket=record.public())
+    return TicketEnvelope(ticket=(await orchestrator.retry(ticket_id)).public())
 
 
 @router.delete("/tickets/{ticket_id}", status_code=204, responses={404: ERRORS[404]})
 async def delete_ticket(ticket_id: str, orchestrator: OrchestratorDep) -> Response:
-    try:
-        await orchestrator.delete(ticket_id)
-    except TicketNotFound:
-        raise _not_found(ticket_id) from None
+    await orchestrator.delete(ticket_id)
     return Response(status_code=204)
