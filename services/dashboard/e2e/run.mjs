@@ -30,6 +30,29 @@ const APPROVE_ID = env('E2E_APPROVE_ID');
 const REJECT_ID = env('E2E_REJECT_ID');
 const RETRY_ID = env('E2E_RETRY_ID');
 
+/** The column count the shell in the visible terminal sees (`stty size`). */
+async function shellColumns(page, label) {
+  await page.locator('[data-testid="terminal-pane"]:visible .xterm').click();
+  await page.keyboard.type(`clear; echo ${label}-cols-$(stty size | cut -d' ' -f2)-end\n`);
+  const pattern = new RegExp(`${label}-cols-(\\d+)-end`);
+  await page.waitForFunction(
+    (source) => new RegExp(source).test(document.querySelector('[data-testid="terminal-pane"]:not([hidden]) .xterm-rows')?.textContent ?? ''),
+    pattern.source,
+    WAIT,
+  );
+  return Number(pattern.exec(await terminalText(page))[1]);
+}
+
+/** Ask the shell for its width until it is below `limit` (the resize travels to tmux asynchronously). */
+async function shellColumnsBelow(page, limit) {
+  let cols = limit;
+  for (let attempt = 1; attempt <= 20 && cols >= limit; attempt += 1) {
+    if (attempt > 1) await page.waitForTimeout(250);
+    cols = await shellColumns(page, `narrow${attempt}`);
+  }
+  return cols;
+}
+
 await runScenario(
   async (page) => {
     // 1. Every view needs the session: a fresh browser lands on the login page.
@@ -137,9 +160,12 @@ await runScenario(
     await page.getByRole('tab', { name: 'e2e-scratch' }).waitFor({ state: 'detached', ...WAIT });
     step('created and killed a session');
 
-    // 10. Phone width.
+    // 10. Phone width; the shell's terminal size follows the window.
     await page.getByRole('tab', { name: APPROVE_ID }).click();
+    const wideCols = await shellColumns(page, 'wide');
     await page.setViewportSize({ width: 390, height: 844 });
+    const narrowCols = await shellColumnsBelow(page, wideCols);
+    if (!(narrowCols < wideCols)) throw new Error(`shell columns did not follow the window: ${wideCols} -> ${narrowCols}`);
     await page.screenshot({ path: join(OUT, '06-phone-terminals.png'), fullPage: true });
     const terminalsOverflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     if (terminalsOverflow > 0) throw new Error(`the terminals page is ${terminalsOverflow}px wider than a phone screen`);
@@ -149,7 +175,7 @@ await runScenario(
     if (overflow > 0) throw new Error(`the tickets page is ${overflow}px wider than a phone screen`);
     await page.screenshot({ path: join(OUT, '07-phone-tickets.png'), fullPage: true });
     await page.setViewportSize({ width: 1280, height: 800 });
-    step('usable at phone width');
+    step('usable at phone width; the shell size follows the window');
 
     assertCleanConsole();
     step('no console errors while the services were up');

@@ -121,7 +121,7 @@ def test_dashboard_end_to_end(stack: Any) -> None:
         "read-only toggle blocks input",
         "copied a selection and pasted into the terminal",
         "created and killed a session",
-        "usable at phone width",
+        "usable at phone width; the shell size follows the window",
         "no console errors while the services were up",
         "terminal reconnected after tmux-sessions restarted",
         "completed ticket shown with its summary and when",
