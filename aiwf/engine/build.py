@@ -255,6 +255,7 @@ def ensure_wheels(service: str, source: Path, python: str, progress: Progress) -
     key = hash_files(files, source, digest)[:16]
     target = cache_dir() / "wheels" / f"{service}-py{python}-{key}"
     if target.is_dir():
+        os.utime(target)  # most recently used: kept by prune_cache
         progress(service, f"wheels cached ({target.name})")
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -435,6 +436,46 @@ def build_one(
         shutil.rmtree(context.folder, ignore_errors=True)
 
 
+#: Cached images and wheel folders kept per service (the newest ones).
+KEEP_PER_SERVICE = 3
+
+
+def prune_cache(client: docker.DockerClient, keep: int = KEEP_PER_SERVICE) -> list[str]:
+    """Untag all but the newest ``keep`` cache images of each service; trim the wheel cache too.
+
+    Untagging never deletes an image a container or another tag still uses; the engine frees
+    the rest. Returns the tags removed.
+    """
+    with engine_errors("list the image cache"):
+        images = client.api.images(name=CACHE_REPOSITORY)
+    by_service: dict[str, list[tuple[int, str]]] = {}
+    for image in images:
+        for tag in image.get("RepoTags") or ():
+            if tag.startswith(f"{CACHE_REPOSITORY}:"):
+                service = tag.split(":", 1)[1].rsplit("-", 1)[0]
+                by_service.setdefault(service, []).append((int(image.get("Created", 0)), tag))
+    removed: list[str] = []
+    for tags in by_service.values():
+        for _created, tag in sorted(tags, reverse=True)[keep:]:
+            try:
+                with engine_errors(f"untag {tag}"):
+                    client.api.remove_image(tag)
+            except EngineError:
+                continue  # a container still runs it: it stays until the next prune
+            removed.append(tag)
+    wheels = cache_dir() / "wheels"
+    if wheels.is_dir():
+        groups: dict[str, list[Path]] = {}
+        for folder in wheels.iterdir():
+            if folder.is_dir() and not folder.name.startswith("."):
+                groups.setdefault(folder.name.rsplit("-", 1)[0], []).append(folder)
+        for folders in groups.values():
+            folders.sort(key=lambda f: f.stat().st_mtime, reverse=True)
+            for old in folders[keep:]:
+                shutil.rmtree(old, ignore_errors=True)
+    return removed
+
+
 def select_specs(config: StackConfig, services: Sequence[str] | None) -> list[ServiceSpec]:
     """The enabled services' specs, or those named (an unknown or disabled name is an error)."""
     specs = desired_services(config)
@@ -463,4 +504,6 @@ def build_images(
         if spec.base_image not in bases:
             bases[spec.base_image] = resolve_base(client, spec.base_image, progress)
         built[spec.service] = build_one(client, spec, bases[spec.base_image], progress, force)
+    if any(image.built for image in built.values()):
+        prune_cache(client)
     return built
