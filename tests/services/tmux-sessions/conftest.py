@@ -158,11 +158,12 @@ class Service:
         return websockets.connect(url, additional_headers=headers, max_size=None, **kwargs)
 
 
-@pytest.fixture
-def service_root() -> Iterator[Path]:
+def new_root() -> Path:
     # Unix socket paths are limited to 107 bytes, so not under pytest's long tmp_path.
-    root = Path(tempfile.mkdtemp(prefix="tsx-"))
-    yield root
+    return Path(tempfile.mkdtemp(prefix="tsx-"))
+
+
+def remove_root(root: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
     subprocess.run(
         ["tmux", "-S", str(root / "tmux.sock"), "kill-server"], env=env, capture_output=True
@@ -171,11 +172,30 @@ def service_root() -> Iterator[Path]:
 
 
 @pytest.fixture
+def service_root() -> Iterator[Path]:
+    root = new_root()
+    yield root
+    remove_root(root)
+
+
+@pytest.fixture
 def service(service_root: Path) -> Iterator[Service]:
+    """A service of the test's own: fresh users, sessions, rate limits and tmux server."""
     running = Service(service_root)
     running.start()
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_service() -> Iterator[Service]:
+    """One service for a whole module, for tests that only touch sessions they create."""
+    root = new_root()
+    running = Service(root)
+    running.start()
+    yield running
+    running.stop()
+    remove_root(root)
 
 
 @pytest.fixture

@@ -13,6 +13,12 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 ORIGIN = "https://aiwf.test"
 
 
+@pytest.fixture
+def service(shared_service: Any) -> Any:
+    """Every test here names its own sessions, so they share one service and tmux server."""
+    return shared_service
+
+
 async def eventually(check: Any, timeout: float = 15) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -47,7 +53,11 @@ async def test_two_clients_see_the_same_output(service: Any, screen: Any) -> Non
         with service.token_client() as client:
             assert client.get(f"/api/sessions/{created['id']}").json()["clients"] == 2
     with service.token_client() as client:
-        assert client.get(f"/api/sessions/{created['id']}").json()["clients"] == 0
+
+        def attached() -> int:
+            return int(client.get(f"/api/sessions/{created['id']}").json()["clients"])
+
+        assert await eventually(lambda: attached() == 0)
 
 
 async def test_read_only_viewer_cannot_type(service: Any, screen: Any) -> None:
@@ -196,7 +206,7 @@ async def test_cookie_login_with_allowed_origin_attaches(service: Any, screen: A
 async def test_cookie_with_foreign_or_no_origin_is_refused(
     service: Any, origin: str | None
 ) -> None:
-    created = service.create_session(name="guarded")
+    created = service.create_session()
     cookie = {"Cookie": f"aiwf_session={service.login_cookie()}"}
     with pytest.raises(InvalidStatus) as refused:
         async with service.connect(
