@@ -91,6 +91,15 @@ def test_login_sets_a_strict_http_only_cookie(service: Any) -> None:
         assert client.get("/api/auth/check").status_code == 401
 
 
+def test_cookie_is_secure_by_default(service_root: Path, service_factory: Any) -> None:
+    running = service_factory(service_root, {"TMUX_SESSIONS_COOKIE_SECURE": "true"})
+    with running.client() as client:
+        response = client.post("/api/auth/login", json={"username": "admin", "password": PASSWORD})
+    assert response.status_code == 204
+    attributes = [part.strip() for part in response.headers["set-cookie"].split(";")]
+    assert {"Secure", "HttpOnly", "SameSite=strict"} <= set(attributes)
+
+
 def test_check_refuses_anonymous_and_bad_credentials(service: Any) -> None:
     with service.client() as client:
         assert client.get("/api/auth/check").status_code == 401
