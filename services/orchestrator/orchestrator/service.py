@@ -18,7 +18,7 @@ import contextlib
 import logging
 import os
 import re
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -157,11 +157,12 @@ class Orchestrator:
         await self.tmux.aclose()
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        self._tasks = [task for task in self._tasks if not task.done()]
         self._tasks.append(asyncio.create_task(coroutine))
 
     async def _loop(
         self,
-        step: Any,
+        step: Callable[[], Awaitable[None]],
         interval: float,
         wake: asyncio.Event | None = None,
     ) -> None:
@@ -429,16 +430,24 @@ class Orchestrator:
 
     # ----------------------------------------------------------------- completions
     async def _watch_completions(self) -> None:
+        """inotify on the completion folder; if watching fails, the rescan still finds files."""
         folder = self.settings.completion_dir
-        async for changes in awatch(
-            folder,
-            recursive=False,
-            watch_filter=lambda change, path: (
-                change != Change.deleted and is_candidate(os.path.basename(path))
-            ),
-        ):
-            for _change, path in changes:
-                await self._handle_completion_file(Path(path))
+        while True:
+            try:
+                async for changes in awatch(
+                    folder,
+                    recursive=False,
+                    watch_filter=lambda change, path: (
+                        change != Change.deleted and is_candidate(os.path.basename(path))
+                    ),
+                ):
+                    for _change, path in changes:
+                        await self._handle_completion_file(Path(path))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("watching %s failed (%s); relying on the rescan", folder, exc)
+            await asyncio.sleep(self.settings.rescan_interval)
 
     async def scan_completions(self) -> None:
         """Periodic rescan: the safety net for missed inotify events and files from downtime."""

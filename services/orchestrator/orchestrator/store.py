@@ -85,6 +85,8 @@ class TicketStore:
     def load(self) -> list[str]:
         """Read every file; a file that does not parse is set aside and reported, not fatal."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        for leftover in self.data_dir.glob(".*.tmp"):
+            leftover.unlink()  # a write interrupted by a crash; the real file is intact
         problems: list[str] = []
         seen: set[str] = set()
         for name in reversed(LIST_NAMES):

@@ -85,6 +85,7 @@ def test_kill_nine_during_writes_loses_nothing(
     final.start()
     waiter(lambda: sum(len(v) for v in read_state(data).values()) + len(rejected) >= written)
     final.stop()
+    assert not list(data.glob(".*.tmp")), "interrupted writes were not cleaned up on start"
 
     state = read_state(data)
     ids = [ticket["id"] for tickets_in_file in state.values() for ticket in tickets_in_file]
