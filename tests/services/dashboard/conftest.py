@@ -350,7 +350,8 @@ def _build_dashboard(out_dir: Path, logs: Path, *, whisper: bool) -> Path:
 
 WHISPER_LOCATION = """
         location /api/whisper/ {
-            auth_request /api/auth/check;
+            auth_request /_auth;
+            error_page 401 = @unauthenticated;
             client_max_body_size 25m;
             proxy_pass http://127.0.0.1:@WHISPER_PORT@;
         }
