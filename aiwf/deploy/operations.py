@@ -112,10 +112,12 @@ def health_status(report: Any) -> tuple[bool, str]:
 
 
 def plan_is_empty(plan: dict[str, Any] | None) -> bool:
-    """Whether ``aiwf up --json`` on the host has nothing to do."""
+    """Whether ``aiwf up --json`` on the host has nothing to do (every step is ``nothing``)."""
     if plan is None or plan.get("error"):
         return False
-    return not plan.get("steps") and not plan.get("missing_images")
+    steps = plan.get("steps") or []
+    busy = [step for step in steps if not isinstance(step, dict) or step.get("action") != "nothing"]
+    return not busy and not plan.get("missing_images")
 
 
 @operation()

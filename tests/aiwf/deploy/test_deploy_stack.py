@@ -170,7 +170,12 @@ def test_unpack_is_skipped_when_the_marker_holds_the_digest(run_deploy: RunDeplo
 
 
 def test_converge_runs_up_only_for_a_plan_or_changed_inputs(run_deploy: RunDeploy) -> None:
-    empty = {"up --json": ['{"missing_images": [], "steps": []}']}
+    empty = {
+        "up --json": [
+            '{"missing_images": [], "steps": [{"action": "nothing", "target": "nginx",'
+            ' "reason": "up to date (healthy)"}]}'
+        ]
+    }
     idle = run_deploy(converge_stack, empty, command="/x/aiwf", inputs_changed=lambda: False)
     assert not idle.has("/x/aiwf up --build")
     changed = run_deploy(converge_stack, empty, command="/x/aiwf", inputs_changed=lambda: True)
