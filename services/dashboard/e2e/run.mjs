@@ -207,7 +207,8 @@ await runScenario(
     await page.screenshot({ path: join(OUT, '09-completed.png'), fullPage: true });
     step('completed ticket shown with its summary and when');
 
-    // 13. A ticket whose session vanished is interrupted; Retry starts it again.
+    // 13. A running ticket loses its session (killed here) and the daemon restarts:
+    // the ticket is interrupted, kept across the restart, and Retry starts it again.
     const retryCard = page.locator(`[data-testid="pending-ticket"][data-ticket-id="${RETRY_ID}"]`);
     await retryCard.getByRole('button', { name: 'Approve' }).click();
     const retryActive = page.locator(`[data-testid="active-ticket"][data-ticket-id="${RETRY_ID}"]`);

@@ -281,9 +281,7 @@ def running_stack(tmp_path: Path, *, whisper: bool) -> Iterator[Stack]:
             ),
             "ORCHESTRATOR_POLL_INTERVAL": "1",
             "ORCHESTRATOR_RESCAN_INTERVAL": "1",
-            # Long on purpose: check_sessions lists sessions before taking its lock, so a
-            # session started by an approval in between is taken for vanished (reported).
-            "ORCHESTRATOR_SESSION_CHECK_INTERVAL": "120",
+            "ORCHESTRATOR_SESSION_CHECK_INTERVAL": "1",
         }
     )
     state.starters["tmux"] = lambda: start_process(
