@@ -356,11 +356,15 @@ class Orchestrator:
                 name, command, self.settings.workspace, env, record.id
             )
         except TmuxServiceError as exc:
-            record.attempt -= 1
-            record.error = f"waiting for the tmux service: {exc}"
+            if exc.permanent:
+                record.status = TicketStatus.FAILED
+                record.error = f"{exc}; fix the cause, then retry"
+            else:
+                record.attempt -= 1
+                record.error = f"waiting for the tmux service: {exc}"
             await self._save("active")
             log.warning("could not start %s: %s", record.identifier, exc)
-            return False
+            return exc.permanent
         record.session_id = str(session.get("id") or name)
         record.session_name = str(session.get("name") or name)
         record.started_at = utcnow()

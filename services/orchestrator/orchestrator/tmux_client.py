@@ -8,7 +8,15 @@ import httpx
 
 
 class TmuxServiceError(Exception):
-    """The tmux-sessions service is unreachable or refused a request; one sentence."""
+    """The tmux-sessions service is unreachable or refused a request; one sentence.
+
+    ``permanent`` marks a refusal that asking again will not change (a 422 for a working
+    directory that does not exist), as opposed to an outage worth waiting out.
+    """
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 class TmuxClient:
@@ -54,7 +62,8 @@ class TmuxClient:
         if response.status_code not in (200, 201):
             raise TmuxServiceError(
                 f"tmux-sessions could not start {name} ({response.status_code}): "
-                f"{response.text[:200]}"
+                f"{response.text[:200]}",
+                permanent=response.status_code in (400, 404, 409, 422),
             )
         session: dict[str, Any] = response.json()
         return session

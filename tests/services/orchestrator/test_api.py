@@ -219,3 +219,19 @@ def test_plane_webhook_signature_and_dedup(
     )
 
     assert (first.status_code, repeat.status_code, forged.status_code) == (202, 200, 401)
+
+
+def test_missing_workspace_fails_the_ticket_with_the_reason(
+    make_settings: Any, tmux_service: Any, app_server: Any, ticket_writer: Any, waiter: Any
+) -> None:
+    settings = fast(make_settings, tmux_service, workspace="/nonexistent/workspace")
+    ticket_writer(settings.tickets_dir, "W-1", "Needs a workspace")
+    url = app_server(settings)
+    waiter(lambda: pending_ids(url) == {"W-1"})
+
+    ticket = httpx.post(url + "/api/approve/W-1").json()["ticket"]
+
+    assert ticket["status"] == "failed"
+    assert "422" in ticket["error"] and "retry" in ticket["error"]
+    again = httpx.post(url + "/api/retry/W-1").json()["ticket"]
+    assert again["status"] == "failed"

@@ -75,6 +75,8 @@ class TmuxDouble:
             body: CreateSession, authorization: str | None = Header(default=None)
         ) -> Any:
             double._check(authorization)
+            if body.cwd and not Path(body.cwd).is_dir():
+                raise HTTPException(422, f"cwd {body.cwd} is not a directory")
             name = body.name or f"s-{uuid.uuid4().hex[:8]}"
             args = ["new-session", "-d", "-s", name, "-x", str(body.cols), "-y", str(body.rows)]
             if body.cwd:
