@@ -392,7 +392,7 @@ class Orchestrator:
         running = [t for t in self.store.active.values() if t.status in RUNNING_STATUSES]
         snapshot = {t.id: t.session_id for t in running}
         try:
-            sessions = await self.tmux.list() if running else []
+            sessions = await self.tmux.list()  # also proves the token is accepted
         except TmuxServiceError as exc:
             self.tmux_problem = str(exc)
             return

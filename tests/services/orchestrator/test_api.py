@@ -235,3 +235,18 @@ def test_missing_workspace_fails_the_ticket_with_the_reason(
     assert "422" in ticket["error"] and "retry" in ticket["error"]
     again = httpx.post(url + "/api/retry/W-1").json()["ticket"]
     assert again["status"] == "failed"
+
+
+def test_wrong_service_token_is_reported(
+    make_settings: Any, tmux_service: Any, app_server: Any, tmp_path: Path, waiter: Any
+) -> None:
+    wrong = tmp_path / "wrong-token"
+    wrong.write_text("not-the-token")
+    url = app_server(fast(make_settings, tmux_service, tmux_token_file=wrong))
+
+    def problems() -> list[str]:
+        body = httpx.get(url + "/health").json()
+        found: list[str] = [p for p in body["problems"] if "ORCHESTRATOR_TMUX_TOKEN_FILE" in p]
+        return found if body["status"] == "degraded" else []
+
+    assert "401" in waiter(problems)[0]
