@@ -139,7 +139,8 @@ def plan_up(
 ) -> UpPlan:
     """Compare what the config asks for with what the engine has; nothing is changed."""
     specs = select_specs(config, services)
-    observed = observe(client, config.project, config.network_name)
+    tags = [image_tag(spec) for spec in specs if not (built and spec.service in built)]
+    observed = observe(client, config.project, config.network_name, tags)
     rendered = render_files(config) if rendered is None else rendered
     desired: list[DesiredContainer] = []
     missing: list[str] = []

@@ -1,13 +1,14 @@
 """What the engine has for one project, read in a handful of list calls (no per-container inspect).
 
 One ``GET /containers/json`` filtered by the project label gives every container with its labels,
-state and health (parsed from the status text); one call each lists the project's images, its
-network and its volumes. That is all a no-op ``aiwf up`` needs.
+state and health (parsed from the status text); one call each lists the project's network and
+volumes, and one inspect per service finds its image. That is all a no-op ``aiwf up`` needs.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +44,7 @@ class ObservedStack:
     """The project's containers, images, network and volumes as the engine has them."""
 
     containers: tuple[ObservedContainer, ...] = ()
-    #: ``<project>-<service>:latest`` -> image id.
+    #: ``<project>-<service>:latest`` -> image id, for the tags asked about.
     images: dict[str, str] = field(default_factory=dict)
     network_exists: bool = False
     volumes: frozenset[str] = frozenset()
@@ -84,20 +85,32 @@ def list_containers(client: docker.DockerClient, project: str) -> list[ObservedC
     return sorted((container_from_listing(item) for item in items), key=lambda c: c.name)
 
 
-def observe(client: docker.DockerClient, project: str, network: str) -> ObservedStack:
-    """Containers, images, network and volumes of ``project``: four list calls."""
+def image_ids(client: docker.DockerClient, tags: Sequence[str]) -> dict[str, str]:
+    """Tag -> image id for the tags the engine has (one inspect each: far cheaper than a list,
+    which makes the engine sum up every image's size)."""
+    import docker.errors
+
+    found: dict[str, str] = {}
+    for tag in tags:
+        with engine_errors(f"look up {tag}"):
+            try:
+                found[tag] = str(client.api.inspect_image(tag)["Id"])
+            except docker.errors.ImageNotFound:
+                continue
+    return found
+
+
+def observe(
+    client: docker.DockerClient, project: str, network: str, image_tags: Sequence[str] = ()
+) -> ObservedStack:
+    """Containers, network, volumes of ``project`` and the ids of ``image_tags``."""
     containers = list_containers(client, project)
-    with engine_errors(f"list the images, network and volumes of {project}"):
-        image_items = client.api.images(name=f"{project}-*")
+    with engine_errors(f"list the network and volumes of {project}"):
         networks = client.api.networks(names=[network])
         volume_items = client.api.volumes(filters={"name": f"{project}_"})
-    images: dict[str, str] = {}
-    for image in image_items:
-        for tag in image.get("RepoTags") or ():
-            images[tag] = str(image["Id"])
     return ObservedStack(
         containers=tuple(containers),
-        images=images,
+        images=image_ids(client, image_tags),
         network_exists=any(item.get("Name") == network for item in networks),
         volumes=frozenset(str(v["Name"]) for v in (volume_items.get("Volumes") or ())),
     )
