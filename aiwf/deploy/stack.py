@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 from pyinfra import logger
 from pyinfra.api.deploy import deploy
+from pyinfra.api.host import Host
 from pyinfra.api.operation import OperationMeta
-from pyinfra.context import host
+from pyinfra.context import ctx_host, host
 from pyinfra.facts.deb import DebPackages
 from pyinfra.operations import apt, files, server, systemd
 
@@ -139,7 +140,16 @@ def _fail_host(messages: Sequence[str]) -> None:
     """Stop this host's deploy before any operation: one line per reason, other hosts go on."""
     for message in messages:
         logger.error(f"{host.print_prefix}{message}")
-    host.state.fail_hosts({host})  # type: ignore[no-untyped-call]
+    current = _current_host()
+    current.state.fail_hosts({current})  # type: ignore[no-untyped-call]
+
+
+def _current_host() -> Host:
+    """The host being prepared, itself: ``pyinfra.context.host`` is a proxy whose hash and
+    equality follow whichever host is current, so it must not be kept in a set or dict."""
+    current = ctx_host.get()
+    assert isinstance(current, Host)
+    return current
 
 
 def deploy_current_host(current: Any) -> None:
@@ -479,7 +489,8 @@ def deploy_stack(given: HostInput) -> None:
 
 
 def _deploy_stack(given: HostInput) -> None:
-    state = host.state
+    current = _current_host()
+    state = current.state
     base = given.config
     identity = host.get_fact(LoginIdentity, _sudo=False)
     found = preflight.identity_problems(
@@ -499,10 +510,10 @@ def _deploy_stack(given: HostInput) -> None:
     plane_key = read_plane_key(given.settings)
     artifacts = build_artifacts(_folders(config))
     holder = lock.acquire_lock(
-        state, host, layout.lock, given.deploy.lock_stale_minutes, check_only=given.dry
+        state, current, layout.lock, given.deploy.lock_stale_minutes, check_only=given.dry
     )
     if holder is not None:
-        lock.hold(state, host, layout.lock, holder)
+        lock.hold(state, current, layout.lock, holder)
     try:
         docker_engine(settings=given.deploy, survey=survey)
         directories(config=config, layout=layout)
@@ -537,9 +548,9 @@ def _deploy_stack(given: HostInput) -> None:
         backup_timer(config=config, layout=layout, survey=survey)
         last = require_healthy(name="Stack healthy", command=command)
     except BaseException:
-        lock.release_now(state, host)
+        lock.release_now(state, current)
         raise
-    lock.release_after(state, host, last)
+    lock.release_after(state, current, last)
 
 
 def reload_for_certificate(config: StackConfig, uploaded: OperationMeta) -> None:
