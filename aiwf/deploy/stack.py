@@ -147,7 +147,7 @@ def _fail_host(messages: Sequence[str]) -> None:
 def _current_host() -> Host:
     """The host being prepared, itself: ``pyinfra.context.host`` is a proxy whose hash and
     equality follow whichever host is current, so it must not be kept in a set or dict."""
-    current = ctx_host.get()
+    current = ctx_host.get()  # type: ignore[no-untyped-call]
     assert isinstance(current, Host)
     return current
 
