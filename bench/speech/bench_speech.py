@@ -175,6 +175,14 @@ async def stream_latencies(base: str, root: Path) -> list[float]:
     return latencies
 
 
+def report_stream(latencies: list[float]) -> None:
+    print(
+        "stream: end of speech -> final text (includes the 600 ms silence window): "
+        f"median {statistics.median(latencies):.3f} s, max {max(latencies):.3f} s, "
+        f"n={len(latencies)}: {[round(x, 3) for x in latencies]}"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--measure", choices=["int8", "float32"], help=argparse.SUPPRESS)
@@ -184,6 +192,7 @@ def main() -> int:
         "--cpu-threads", type=int, default=0, help="CTranslate2 threads (0: one per CPU)"
     )
     parser.add_argument("--skip-stream", action="store_true", help="only int8 vs float32")
+    parser.add_argument("--only-stream", action="store_true", help="only the stream latency")
     args = parser.parse_args()
     if args.measure:
         print(json.dumps(measure(args.model_dir, args.clip, args.measure, args.cpu_threads)))
@@ -198,7 +207,7 @@ def main() -> int:
         model_dir = assemble(root / "model")
         clip = make_clip(root)
         results = {}
-        for compute_type in ("int8", "float32"):
+        for compute_type in () if args.only_stream else ("int8", "float32"):
             out = subprocess.run(
                 [sys.executable, __file__, "--measure", compute_type,
                  "--model-dir", str(model_dir), "--clip", str(clip),
@@ -208,6 +217,14 @@ def main() -> int:
             results[compute_type] = json.loads(out.strip().splitlines()[-1])
             print(json.dumps(results[compute_type]))
         print(f"load average during the runs: {os.getloadavg()}, cpus: {os.cpu_count()}")
+        if args.only_stream:
+            process, base = start_service(model_dir, root)
+            try:
+                report_stream(asyncio.run(stream_latencies(base, root)))
+            finally:
+                process.terminate()
+                process.wait(timeout=30)
+            return 0
         int8, f32 = results["int8"], results["float32"]
         print(f"int8 vs float32 speed: float32 takes {f32['rtf'] / int8['rtf']:.2f}x as long "
               f"(median), {f32['rtf_min'] / int8['rtf_min']:.2f}x (fastest run); "
@@ -221,12 +238,7 @@ def main() -> int:
             print(f"HTTP /transcribe of the same clip (int8, median of {RUNS}): {http:.3f} s; "
                   f"in-process engine: {int8['median_seconds']:.3f} s; "
                   f"ratio {http / int8['median_seconds']:.3f}")  # fmt: skip
-            latencies = asyncio.run(stream_latencies(base, root))
-            print(
-                "stream: end of speech -> final text (includes the 600 ms silence window): "
-                f"median {statistics.median(latencies):.3f} s, max {max(latencies):.3f} s, "
-                f"n={len(latencies)}: {[round(x, 3) for x in latencies]}"
-            )
+            report_stream(asyncio.run(stream_latencies(base, root)))
         finally:
             process.terminate()
             process.wait(timeout=30)

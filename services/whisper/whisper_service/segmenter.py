@@ -83,8 +83,12 @@ class UtteranceSegmenter:
         if len(self._buffer) >= self.max_samples:
             return [self._finish(start, len(self._buffer), keep_from=len(self._buffer))]
         speech_so_far = len(self._buffer) - start
+        still_speaking = len(self._buffer) - end < PAD_SAMPLES
+        # No partial once a pause has begun: the final may be due in a moment, and it would
+        # have to wait for that partial to finish.
         if (
-            speech_so_far >= MIN_PARTIAL_SAMPLES
+            still_speaking
+            and speech_so_far >= MIN_PARTIAL_SAMPLES
             and len(self._buffer) - self._partial_mark >= self.partial_interval
         ):
             self._partial_mark = len(self._buffer)
