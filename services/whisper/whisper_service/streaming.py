@@ -25,6 +25,7 @@ import logging
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from whisper_service.audio import SAMPLE_RATE, pcm_s16le_to_float
+from whisper_service.engine import ModelLoadError
 from whisper_service.gate import ServerBusy
 from whisper_service.models import StreamError, StreamResult
 from whisper_service.segmenter import Cut, UtteranceSegmenter
@@ -110,22 +111,25 @@ class StreamSession:
             transcript = await self.speech.transcribe_samples(
                 cut.samples, language=self.language, beam_size=1
             )
-        except ServerBusy:
-            return  # partials are best effort; the final will be tried anyway
+        except (ServerBusy, ModelLoadError):
+            return  # partials are best effort; the final reports what went wrong
         if cut.index >= self._finals_sent and transcript.text:
             await self._send(_result("partial", cut, transcript.text))
 
     async def _final(self, cut: Cut) -> None:
         if self._partial_task is not None and not self._partial_task.done():
             await self._partial_task  # keep results in order and the model to one job at once
+        self._finals_sent = cut.index + 1  # from here on, partials of this utterance are stale
         try:
             transcript = await self.speech.transcribe_samples(cut.samples, language=self.language)
         except ServerBusy as exc:
             retry = self.speech.settings.retry_after_seconds
             await self._send(StreamError(detail=f"busy: {exc}", retry_after=retry))
             return
+        except ModelLoadError as exc:
+            await self._send(StreamError(detail=str(exc)))
+            return
         await self._send(_result("final", cut, transcript.text))
-        self._finals_sent = cut.index + 1
 
     async def _send(self, message: StreamResult | StreamError) -> None:
         async with self._send_lock:

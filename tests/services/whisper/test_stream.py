@@ -123,3 +123,17 @@ async def test_unknown_language_is_refused(server: str) -> None:
         async with websockets.connect(ws_url(server, "?language=xx")):
             pass
     assert refused.value.response.status_code == 403
+
+
+async def test_stream_longer_than_the_limit_is_closed(server: str) -> None:
+    results: list[dict[str, Any]] = []
+    async with websockets.connect(ws_url(server)) as ws:
+        for _ in range(21):  # the test server allows 20 s
+            await ws.send(SILENCE)
+        with pytest.raises(websockets.ConnectionClosed):
+            while True:
+                results.append(json.loads(await asyncio.wait_for(ws.recv(), timeout=60)))
+        assert ws.close_code == 1009
+    assert results == [
+        {"type": "error", "detail": "stream longer than WHISPER_MAX_DURATION_SECONDS"}
+    ]
