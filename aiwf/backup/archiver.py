@@ -243,7 +243,12 @@ def create(source: Path, out: Path, compression: str, level: int, header: dict[s
                     continue
                 info = _tarinfo(entry)
                 if entry["type"] == "file":
-                    with open(path, "rb") as stream:
+                    try:
+                        stream = open(path, "rb")  # noqa: SIM115 - closed below
+                    except FileNotFoundError:  # removed since the walk saw it (a rotated log)
+                        skipped.append(entry["path"])
+                        continue
+                    with stream:
                         reader = _HashingReader(stream, entry["size"])
                         tar.addfile(info, reader)  # type: ignore[arg-type]
                     entry["sha256"] = reader.digest.hexdigest()
@@ -397,6 +402,25 @@ def read(
         for path, entry in reversed(directories):
             _apply_attributes(path, entry)
     return ReadResult(header=header, manifest=manifest)
+
+
+def read_header(archive: Path, expect_project: str | None = None) -> dict[str, Any]:
+    """Only the header (the archive's first member): format, project, volume. Fast."""
+    process = _decompressor(archive)
+    assert process.stdout is not None and process.stderr is not None
+    try:
+        with tarfile.open(fileobj=process.stdout, mode="r|", bufsize=CHUNK) as tar:
+            member = tar.next()
+            if member is None:
+                raise ArchiveError(f"{archive.name}: empty archive")
+            return _read_header(tar, member, expect_project, None)
+    except (tarfile.TarError, EOFError, OSError) as error:
+        raise ArchiveError(f"{archive.name}: damaged ({error})") from None
+    finally:
+        process.kill()
+        process.wait()
+        process.stdout.close()
+        process.stderr.close()
 
 
 def _decompressor_problem(process: subprocess.Popen[bytes]) -> str:
@@ -560,6 +584,7 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--volume")
         if name == "extract":
             command.add_argument("--into", type=Path, required=True)
+            command.add_argument("--manifest-out", type=Path, help="Write the manifest here.")
     swap_command = commands.add_parser("swap")
     swap_command.add_argument("--staging", type=Path, required=True)
     swap_command.add_argument("--target", type=Path, required=True)
@@ -583,6 +608,8 @@ def main(argv: list[str] | None = None) -> int:
                 # for type, size, mode, owner and link target.
                 restored = scan(into, content=False)
                 compare(outcome.manifest["entries"], restored, "the restored copy", content=False)
+                if arguments.manifest_out is not None:
+                    arguments.manifest_out.write_text(json.dumps(outcome.manifest))
             result = {"header": outcome.header, "entries": len(outcome.manifest["entries"])}
         else:
             manifest = json.loads(arguments.manifest.read_text())

@@ -21,9 +21,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -392,13 +393,27 @@ def _scratch_volume(config: StackConfig, purpose: str) -> Iterator[str]:
             volume.remove(force=True)
 
 
-def _extract_into(config: StackConfig, archive: Path, volume: str, image: str) -> None:
+def _extract_into(
+    config: StackConfig,
+    archive: Path,
+    volume: str,
+    image: str,
+    manifest_out: Path | None = None,
+) -> None:
+    """Extract ``archive`` into ``volume``, checking every checksum and the tree written.
+
+    With ``manifest_out`` (a file in a host directory) the archive's manifest is left there.
+    """
     mounts = {
         volume: {"bind": "/staging", "mode": "rw"},
         str(archive.parent.resolve()): {"bind": "/archive", "mode": "ro"},
     }
     arguments = ["extract", f"/archive/{archive.name}", "--project", config.project]
-    run_helper(config, [*arguments, "--into", "/staging"], mounts, image)
+    arguments += ["--into", "/staging"]
+    if manifest_out is not None:
+        mounts[str(manifest_out.parent)] = {"bind": "/work", "mode": "rw"}
+        arguments += ["--manifest-out", f"/work/{manifest_out.name}"]
+    run_helper(config, arguments, mounts, image)
 
 
 # --- restore ----------
@@ -412,13 +427,14 @@ class RestorePlan:
     service: str
     service_running: bool
     volume_exists: bool
-    manifest: dict[str, Any] = field(repr=False)
+    #: How the archive was checked while planning: in full, or (for an archive whose
+    #: verification record is current) its header, the staging extraction checking every byte.
+    checked: str
 
     def steps(self) -> list[str]:
-        entries = len(self.manifest["entries"])
         lines = [
-            f"verified {self.archive.name}: {entries} entries of volume {self.volume}",
-            "create a staging volume, extract the archive into it and check it",
+            f"{self.checked} {self.archive.name} (volume {self.volume})",
+            "create a staging volume, extract the archive into it checking every checksum",
         ]
         if self.service_running:
             lines.append(f"stop {self.service}")
@@ -432,13 +448,26 @@ class RestorePlan:
 
 
 def plan_restore(config: StackConfig, archive: Path, volume: str | None) -> RestorePlan:
-    """Verify the archive fully (this is where a bad archive is refused) and plan the swap."""
+    """Check the archive and plan the swap; a bad or foreign archive is refused here.
+
+    An archive without a current verification record is verified in full. One with a record
+    (verified since its last change) has its header checked: the staging extraction checks every
+    checksum again before the live volume is touched, so a second full pass would add nothing.
+    """
     if not archive.is_file():
         raise UsageError(f"{archive}: no such archive")
     if volume is not None:
         _check_volumes([volume])
-    result = verify_archive(config, archive)
-    target = volume or str(result.header["volume"])
+    if store.verification_state(archive) == "verified":
+        try:
+            header = archiver.read_header(archive, expect_project=config.project)
+        except archiver.ArchiveError as error:
+            raise BackupError(f"{archive}: refused: {error}") from None
+        checked = "header checked of verified archive"
+    else:
+        header = verify_archive(config, archive).header
+        checked = "verified every checksum of"
+    target = volume or str(header["volume"])
     if target not in VOLUMES:
         raise BackupError(f"{archive}: holds volume {target!r}, which this stack does not have")
     service = VOLUMES[target]
@@ -449,7 +478,7 @@ def plan_restore(config: StackConfig, archive: Path, volume: str | None) -> Rest
         service=service,
         service_running=_running_container(config, service) is not None,
         volume_exists=_existing_volume(config, target),
-        manifest=result.manifest,
+        checked=checked,
     )
 
 
@@ -462,17 +491,18 @@ def apply_restore(
     backup_dir.mkdir(parents=True, exist_ok=True)
     recover_interrupted(config, backup_dir, progress)
     moment = store.stamp(dt.datetime.now(dt.UTC)).lower()
+    work = backup_dir / f".restore-{moment}"
+    work.mkdir(mode=0o700)
+    manifest_file = work / "manifest.json"
     with _scratch_volume(config, f"{plan.volume}-staging") as staging:
-        _extract_into(config, plan.archive, staging, image)
-        progress(f"extracted into {staging} and checked it")
-        if not plan.volume_exists:
-            with engine_errors(f"creating volume {plan.docker_volume}"):
-                docker_client().volumes.create(
-                    plan.docker_volume, labels={"aiwf.project": config.project}
-                )
-        manifest_file = backup_dir / f".restore-{moment}.manifest.json"
-        write_atomically(manifest_file, json.dumps(plan.manifest).encode())
         try:
+            _extract_into(config, plan.archive, staging, image, manifest_file)
+            progress(f"extracted into {staging} and checked it")
+            if not plan.volume_exists:
+                with engine_errors(f"creating volume {plan.docker_volume}"):
+                    docker_client().volumes.create(
+                        plan.docker_volume, labels={"aiwf.project": config.project}
+                    )
             with quiesced(config, backup_dir, plan.service, "stop", progress):
                 run_helper(
                     config,
@@ -490,10 +520,10 @@ def apply_restore(
                     {
                         staging: {"bind": "/staging", "mode": "ro"},
                         plan.docker_volume: {"bind": "/target", "mode": "rw"},
-                        str(backup_dir): {"bind": "/work", "mode": "ro"},
+                        str(work): {"bind": "/work", "mode": "ro"},
                     },
                     image,
                 )
                 progress(f"swapped the restored content into {plan.docker_volume}")
         finally:
-            manifest_file.unlink(missing_ok=True)
+            shutil.rmtree(work, ignore_errors=True)

@@ -134,6 +134,21 @@ def test_corrupt_truncated_and_foreign_archives_are_refused(
             operations.apply_restore(mine, plan, image=base_image)
         reasons[label] = str(refused.value)
         assert listing(docker_client, base_image, full) == current, label
+    # A verified archive damaged in place, its size and mtime kept: the plan only reads its
+    # header, the staging extraction finds the damage before the volume is touched.
+    info = archive.stat()
+    data = bytearray(archive.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    archive.write_bytes(bytes(data))
+    os.utime(archive, ns=(info.st_atime_ns, info.st_mtime_ns))
+    assert store.verification_state(archive) == "verified"
+    plan = operations.plan_restore(mine, archive, None)
+    with pytest.raises(BackupError) as late:
+        operations.apply_restore(mine, plan, image=base_image)
+    assert "damaged" in str(late.value) or "checksum" in str(late.value)
+    assert listing(docker_client, base_image, full) == current
+    volumes = [v.name for v in docker_client.volumes.list() if v.name.startswith(mine.project)]
+    assert volumes == [full]
     assert "damaged" in reasons["flipped"] or "differ" in reasons["flipped"]
     assert "truncated" in reasons["truncated"]
     assert f"belongs to project '{theirs.project}'" in reasons["foreign"]

@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -119,3 +120,73 @@ def test_sweep_reports_stopped_container_and_exits_non_zero(
     )
     days = re.search(r'aiwf_health_value\{[^}]*target="days-left"\} ([0-9.]+)', text)
     assert days is not None and 4.9 < float(days[1]) <= 5
+
+
+PROBED_NGINX = """
+worker_processes 1;
+error_log stderr;
+pid /run/nginx.pid;
+events { worker_connections 64; }
+http {
+    access_log off;
+    server { listen 80; location = /health { return 200 "healthy"; } }
+    server {
+        listen 443 ssl;
+        ssl_certificate /etc/nginx/certs/fullchain.pem;
+        ssl_certificate_key /etc/nginx/certs/privkey.pem;
+        location = /health { return 200 "healthy"; }
+        location = /api/orchestrator/health {
+            default_type application/json;
+            return 200 '{"status":"healthy","tmux_service":false,"pending_count":3}';
+        }
+        location /ws/ { return 401; }
+    }
+}
+"""
+
+
+@pytest.mark.engine
+def test_probes_direct_and_through_nginx(
+    docker_client: Any, base_image: str, project_factory: Any, tmp_path: Path
+) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        https_port = probe.getsockname()[1]
+    stack: StackConfig = project_factory("probe")
+    stack = stack.model_copy(update={"ports": stack.ports.model_copy(update={"https": https_port})})
+    assert stack.paths.certs_dir is not None
+    certs.ensure_self_signed(stack)
+    conf = tmp_path / "nginx-conf"
+    conf.mkdir()
+    (conf / "nginx.conf").write_text(PROBED_NGINX)
+    nginx = docker_client.containers.run(
+        base_image,
+        ["nginx", "-c", "/etc/aiwf-test/nginx.conf", "-g", "daemon off;"],
+        name=stack.container_name("nginx"),
+        labels={"aiwf.project": stack.project, "aiwf.service": "nginx"},
+        volumes={
+            str(conf): {"bind": "/etc/aiwf-test", "mode": "ro"},
+            str(stack.paths.certs_dir): {"bind": "/etc/nginx/certs", "mode": "ro"},
+        },
+        ports={"443/tcp": ("127.0.0.1", https_port)},
+        detach=True,
+    )
+    deadline = time.monotonic() + 60
+    while not health.check_through_nginx(stack)[0].ok and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+    direct = {result.target: result for result in health.check_http_direct(stack)}
+    assert direct["nginx"].ok, direct["nginx"].detail
+    via = {result.check: result for result in health.check_through_nginx(stack)}
+    assert via["via-nginx"].ok
+    assert not via["orchestrator"].ok  # it answers, but says tmux-sessions is unreachable
+    assert "tmux_service=False" in via["orchestrator"].detail
+    assert "pending_count=3" in via["orchestrator"].detail
+    websocket = health.check_websocket(stack)[0]
+    assert websocket.ok and "HTTP 401" in websocket.detail
+
+    nginx.stop(timeout=1)
+    assert not any(result.ok for result in health.check_through_nginx(stack))
+    assert not health.check_websocket(stack)[0].ok
