@@ -57,13 +57,24 @@ deps:
 host-tools:
 	$(call apt_install_missing,$(UP_APT_PACKAGES))
 
-## node: npm for the dashboard (Debian's nodejs when none is installed; the dashboard needs 20.19+)
+## node: Node.js 20.19+ and npm for the dashboard. Debian's npm when none is installed; when the
+## system's node is older (Debian 12 and Ubuntu 24.04 ship 18), the Node.js binary that the npm
+## registry publishes as node-linux-<arch> goes into .tools/node/bin, which comes first on PATH.
+NODE_VERSION := 22.23.3
+NODE_BIN := $(CURDIR)/.tools/node/bin
+export PATH := $(NODE_BIN):$(PATH)
+
 node:
 	@if [ -f $(DASHBOARD)/package.json ] && ! command -v npm >/dev/null 2>&1; then \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm; \
 	fi
-	@if [ -f $(DASHBOARD)/package.json ]; then \
-		node -e 'const [a,b]=process.versions.node.split(".").map(Number); if (a<20||(a===20&&b<19)) { console.error("node "+process.versions.node+" is too old for the dashboard: install Node.js 20.19 or newer"); process.exit(1) }'; \
+	@if [ -f $(DASHBOARD)/package.json ] && ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)'; then \
+		case "$$(uname -m)" in x86_64) arch=x64;; aarch64) arch=arm64;; *) echo "no Node.js package for $$(uname -m): install Node.js 20.19+" >&2; exit 1;; esac; \
+		echo "node $$(node --version) is older than 20.19: installing node-linux-$$arch@$(NODE_VERSION) into .tools/node"; \
+		npm install --no-audit --no-fund --no-save --prefix .tools/node-package node-linux-$$arch@$(NODE_VERSION); \
+		mkdir -p $(NODE_BIN); \
+		ln -sf ../../node-package/node_modules/node-linux-$$arch/bin/node $(NODE_BIN)/node; \
+		node --version; \
 	fi
 
 ## lint: ruff check, ruff format --check and mypy --strict on aiwf and every Python service
