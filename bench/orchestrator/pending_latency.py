@@ -1,8 +1,10 @@
 """``GET /api/pending-tickets`` with 1,000 pending tickets under 50 concurrent clients.
 
 Starts the real daemon (``python -m orchestrator``) and the peer (``baseline_app.py``) as
-separate processes on the same seeded data, then drives each with the same load: 50 keep-alive
-clients, a warm-up, then REQUESTS measured requests. Prints p50, p99 and requests per second.
+separate processes on the same seeded data, then drives each with the same load: 50 concurrent
+clients, a warm-up, then REQUESTS measured requests, first from httpx in Python, then (when
+installed, Debian package apache2-utils) from ApacheBench, a C client that leaves the two cores to
+the servers. Prints p50, p99 and requests per second.
 
     .venv/bin/python bench/orchestrator/pending_latency.py [REQUESTS]
 """
@@ -12,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -98,6 +102,27 @@ async def load(url: str, requests: int) -> tuple[list[float], float]:
     return latencies, elapsed
 
 
+def load_with_ab(url: str, requests: int) -> tuple[float, float, float]:
+    """Drive ``url`` with ApacheBench (a C client, so the load generator costs little CPU)."""
+    subprocess.run(
+        ["ab", "-q", "-n", str(CLIENTS * 4), "-c", str(CLIENTS), url],
+        check=True,
+        capture_output=True,
+    )
+    output = subprocess.run(
+        ["ab", "-n", str(requests), "-c", str(CLIENTS), url],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    failed = re.search(r"Failed requests:\s+(\d+)", output)
+    assert failed is not None and failed.group(1) == "0", output
+    rps = float(re.search(r"Requests per second:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    p50 = float(re.search(r"^\s+50%\s+(\d+)", output, re.M).group(1))  # type: ignore[union-attr]
+    p99 = float(re.search(r"^\s+99%\s+(\d+)", output, re.M).group(1))  # type: ignore[union-attr]
+    return p50, p99, rps
+
+
 def report(name: str, latencies: list[float], elapsed: float) -> float:
     ordered = sorted(latencies)
     p50 = statistics.median(ordered) * 1000
@@ -139,13 +164,23 @@ def main() -> None:
             wait_ready(f"http://127.0.0.1:{daemon_port}", daemon)
             wait_ready(f"http://127.0.0.1:{peer_port}", peer)
             print(f"{PENDING} pending tickets, {CLIENTS} concurrent clients, {requests} requests")
-            ours = report(
-                "orchestrator", *asyncio.run(load(f"http://127.0.0.1:{daemon_port}", requests))
-            )
-            theirs = report(
-                "read-per-call", *asyncio.run(load(f"http://127.0.0.1:{peer_port}", requests))
-            )
-            print(f"throughput ratio orchestrator / read-per-call: {ours / theirs:.1f}x")
+            servers = {
+                "orchestrator": f"http://127.0.0.1:{daemon_port}",
+                "read-per-call": f"http://127.0.0.1:{peer_port}",
+            }
+            print("load generator: httpx (Python, same machine)")
+            rates = [
+                report(name, *asyncio.run(load(url, requests))) for name, url in servers.items()
+            ]
+            print(f"throughput ratio orchestrator / read-per-call: {rates[0] / rates[1]:.1f}x")
+            if shutil.which("ab"):
+                print("load generator: ApacheBench (ab)")
+                rates = []
+                for name, url in servers.items():
+                    p50, p99, rps = load_with_ab(url + "/api/pending-tickets", requests)
+                    print(f"{name:<14} p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  {rps:7.0f} req/s")
+                    rates.append(rps)
+                print(f"throughput ratio orchestrator / read-per-call: {rates[0] / rates[1]:.1f}x")
         finally:
             for process in (daemon, peer):
                 process.terminate()
