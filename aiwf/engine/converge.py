@@ -207,6 +207,8 @@ class Executor:
     status: Status = _silent
     #: The rendered files of the plan being applied.
     rendered: dict[str, str] = field(default_factory=dict)
+    #: Containers started by this executor (id -> spec), confirmed healthy by Docker at the end.
+    started: dict[str, DesiredContainer] = field(default_factory=dict)
 
     @property
     def data_dir(self) -> Path:
@@ -263,10 +265,30 @@ class Executor:
         )
         return nanoseconds / 1e9 + HEALTH_MARGIN_S
 
-    def wait_healthy(self, waiting: dict[str, DesiredContainer]) -> dict[str, str]:
-        """Wait for each container id -> its desired spec; return id -> failure reason."""
+    def probe(self, container: str, want: DesiredContainer) -> bool:
+        """Run the container's own health check command once, now; True when it passes."""
+        test = list(want.body["Healthcheck"]["Test"])
+        command = test[1:] if test[0] == "CMD" else ["/bin/sh", "-c", " ".join(test[1:])]
+        try:
+            with engine_errors(f"probe {want.name}"):
+                exec_id = self.client.api.exec_create(container, command)["Id"]
+                self.client.api.exec_start(exec_id)
+                return bool(self.client.api.exec_inspect(exec_id).get("ExitCode") == 0)
+        except EngineError:
+            return False
+
+    def wait_healthy(
+        self, waiting: dict[str, DesiredContainer], probe: bool = False
+    ) -> dict[str, str]:
+        """Wait for each container id -> its desired spec; return id -> failure reason.
+
+        Docker runs a container's first health check one interval after it starts. With
+        ``probe`` the same check also runs here every second while Docker still says
+        ``starting``, so the next dependency level starts as soon as this one answers.
+        """
         import docker.errors
 
+        next_probe: dict[str, float] = {cid: 0.0 for cid in waiting}
         deadline = {cid: time.monotonic() + self.health_timeout(w) for cid, w in waiting.items()}
         pending = dict(waiting)
         failures: dict[str, str] = {}
@@ -292,7 +314,12 @@ class Executor:
                     failures[cid] = "its health check failed"
                 elif time.monotonic() > deadline[cid]:
                     failures[cid] = "it did not become healthy in time"
+                elif probe and time.monotonic() >= next_probe[cid] and self.probe(cid, want):
+                    self.status(want.service, "healthy (its health check passes)")
+                    del pending[cid]
+                    continue
                 else:
+                    next_probe[cid] = time.monotonic() + 1.0
                     self.status(want.service, f"waiting for health ({health})")
                     continue
                 self.status(want.service, f"failed: {failures[cid]}")
@@ -376,7 +403,8 @@ class Executor:
             except EngineError as error:
                 raise self._roll_back(step, None, str(error)) from None
             started[new_id] = (step, want)
-        failures = self.wait_healthy({cid: want for cid, (_s, want) in started.items()})
+        self.started.update({cid: want for cid, (_s, want) in started.items()})
+        failures = self.wait_healthy({cid: want for cid, (_s, want) in started.items()}, True)
         first_error: EngineError | None = None
         for cid, (step, want) in started.items():
             if cid in failures:
@@ -402,6 +430,21 @@ class Executor:
             )
         if first_error is not None:
             raise first_error
+
+    def confirm_healthy(self) -> None:
+        """Wait until Docker itself reports every started container healthy."""
+        say, self.status = self.status, _silent
+        try:
+            failures = self.wait_healthy(self.started)
+        finally:
+            self.status = say
+        if failures:
+            cid, reason = next(iter(failures.items()))
+            logs = self.logs_tail(cid)
+            raise EngineError(
+                f"{self.started[cid].service}: {reason}\n  last log lines:\n    "
+                + "\n    ".join(logs.splitlines()[-15:])
+            )
 
     def reload_nginx(self, step: Step, rendered: dict[str, str] | None = None) -> None:
         assert step.current is not None
@@ -447,6 +490,7 @@ class Executor:
                 self.create_volume(step.target)
         for level in _levels(plan.steps):
             self.apply_level(level)
+        self.confirm_healthy()
         if nginx_fresh and "nginx.conf" in plan.rendered:
             self.remember_nginx(plan.rendered["nginx.conf"])
         for step in plan.steps:
