@@ -346,7 +346,8 @@ def test_port_taken_by_something_else_stops_before_any_change(target: Target) ->
         target.write_inventory()
         busy.close()
     assert run.status != 0
-    assert f"port {port} is taken by python" in run.stderr
+    assert f"port {port} is taken by " in run.stderr
+    assert f"(pid {os.getpid()}), not this stack's nginx" in run.stderr
     assert run.results() == {}  # not one operation ran
     assert settings_file.read_bytes() == before
 
