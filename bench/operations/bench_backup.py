@@ -4,8 +4,10 @@ Data: 600 MB of text-like files (log lines from a 2,000-word vocabulary, 1 MB ea
 random bytes (10 MB files), in one Docker volume. Both sides run in the same local base image on
 the same engine:
 
-* guide, backup:  ``docker run --rm -v VOL:/data -v DIR:/backup IMAGE tar czf /backup/x.tar.gz -C /data .``
-* guide, restore: ``docker run --rm -v VOL2:/data -v DIR:/backup IMAGE tar xzf /backup/x.tar.gz -C /data``
+* guide, backup:  ``docker run --rm -v VOL:/data -v DIR:/backup IMAGE
+  tar czf /backup/x.tar.gz -C /data .``
+* guide, restore: ``docker run --rm -v VOL2:/data -v DIR:/backup IMAGE
+  tar xzf /backup/x.tar.gz -C /data``
 * aiwf, backup:   plan + apply (helper container, tar | zstd -T0 -3, manifest with sha256 of every
   file, then a full verification pass on the host, rename, verification record)
 * aiwf, restore:  plan (full verification) + apply (extract into a staging volume and check it,
@@ -22,10 +24,11 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from aiwf.backup import operations
-from aiwf.config import validate
+from aiwf.config import StackConfig, validate
 from aiwf.engine.base_images import ensure_base_image
 from aiwf.engine.docker_client import connect
 from aiwf.stack import volume_name
@@ -55,10 +58,25 @@ for index in range(40):
 VOLUME = "plane-orchestrator-data"
 
 
-def timed(action: object) -> float:
+def timed(action: Callable[..., object], *arguments: object) -> tuple[float, object]:
     start = time.perf_counter()
-    action()  # type: ignore[operator]
-    return time.perf_counter() - start
+    value = action(*arguments)
+    return time.perf_counter() - start, value
+
+
+def guide_tar(image: str, volume: str, folder: Path, tar_arguments: list[str]) -> None:
+    """The original guide's recipe: tar in a throwaway container, archive in a host folder."""
+    command = ["docker", "run", "--rm", "-v", f"{volume}:/data", "-v", f"{folder}:/backup"]
+    subprocess.run([*command, image, "tar", *tar_arguments], check=True)
+
+
+def aiwf_backup(config: StackConfig, image: str) -> Path:
+    plan = operations.plan_backup(config, [VOLUME], None, prune=False)
+    return operations.apply_backup(config, plan, image=image)[0]
+
+
+def aiwf_restore(config: StackConfig, image: str, archive: Path) -> None:
+    operations.apply_restore(config, operations.plan_restore(config, archive, None), image=image)
 
 
 def main() -> None:
@@ -97,48 +115,17 @@ def main() -> None:
         for _ in range(arguments.runs):
             guide_archive = guide_dir / "x.tar.gz"
             guide_archive.unlink(missing_ok=True)
-            results["guide backup"].append(
-                timed(
-                    lambda: subprocess.run(
-                        ["docker", "run", "--rm", "-v", f"{source}:/data", "-v",
-                         f"{guide_dir}:/backup", image, "tar", "czf", "/backup/x.tar.gz",
-                         "-C", "/data", "."],
-                        check=True,
-                    )
-                )
-            )
+            backup = ["czf", "/backup/x.tar.gz", "-C", "/data", "."]
+            results["guide backup"].append(timed(guide_tar, image, source, guide_dir, backup)[0])
             sizes["guide"] = guide_archive.stat().st_size
-            results["guide restore"].append(
-                timed(
-                    lambda: subprocess.run(
-                        ["docker", "run", "--rm", "-v", f"{scratch}:/data", "-v",
-                         f"{guide_dir}:/backup", image, "tar", "xzf", "/backup/x.tar.gz",
-                         "-C", "/data"],
-                        check=True,
-                    )
-                )
-            )
-            made: list[Path] = []
-            results["aiwf backup"].append(
-                timed(
-                    lambda: made.extend(
-                        operations.apply_backup(
-                            config,
-                            operations.plan_backup(config, [VOLUME], None, prune=False),
-                            image=image,
-                        )
-                    )
-                )
-            )
-            sizes["aiwf"] = made[0].stat().st_size
-            results["aiwf restore"].append(
-                timed(
-                    lambda: operations.apply_restore(
-                        config, operations.plan_restore(config, made[0], None), image=image
-                    )
-                )
-            )
-            made[0].unlink()
+            restore = ["xzf", "/backup/x.tar.gz", "-C", "/data"]
+            results["guide restore"].append(timed(guide_tar, image, scratch, guide_dir, restore)[0])
+            seconds, archive = timed(aiwf_backup, config, image)
+            assert isinstance(archive, Path)
+            results["aiwf backup"].append(seconds)
+            sizes["aiwf"] = archive.stat().st_size
+            results["aiwf restore"].append(timed(aiwf_restore, config, image, archive)[0])
+            archive.unlink()
         print(f"{'step':<14} {'median s':>9} {'runs':>30}")
         for name, values in results.items():
             shown = ", ".join(f"{value:.2f}" for value in values)
@@ -148,7 +135,8 @@ def main() -> None:
                 results[f"aiwf {step}"]
             )
             print(f"{step}: aiwf is {ratio:.2f}x the guide's speed (guide time / aiwf time)")
-        print(f"archive size: guide {sizes['guide'] / 1e6:.0f} MB, aiwf {sizes['aiwf'] / 1e6:.0f} MB")
+        guide_mb, aiwf_mb = sizes["guide"] / 1e6, sizes["aiwf"] / 1e6
+        print(f"archive size: guide {guide_mb:.0f} MB, aiwf {aiwf_mb:.0f} MB")
     finally:
         for name in (source, scratch):
             client.volumes.get(name).remove(force=True)
