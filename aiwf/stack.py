@@ -141,26 +141,14 @@ def _orchestrator(config: StackConfig) -> tuple[dict[str, str], list[Mount], lis
         "ORCHESTRATOR_CLAUDE_JSON": "/app/config/claude.json",
         "ORCHESTRATOR_WORKSPACE": str(paths.workspace),
         "ORCHESTRATOR_CORS_ORIGINS": ",".join(config.cors_origins),
-        "ORCHESTRATOR_TICKET_SOURCE": svc.ticket_source,
         "ORCHESTRATOR_MAX_ACTIVE": str(svc.max_active),
         "ORCHESTRATOR_SESSION_TIME_LIMIT": str(svc.session_time_limit_minutes * 60),
         "ORCHESTRATOR_POLL_INTERVAL": str(svc.poll_interval_seconds),
         "ORCHESTRATOR_SELECT_LABELS": ",".join(svc.select_labels),
         "ORCHESTRATOR_SELECT_STATE_GROUPS": ",".join(svc.select_state_groups),
     }
-    plane = svc.plane
-    if plane.api_url:
-        env["PLANE_API_URL"] = plane.api_url
-    if plane.workspace_slug:
-        env["PLANE_WORKSPACE_SLUG"] = plane.workspace_slug
-    if plane.projects:
-        env["ORCHESTRATOR_PLANE_PROJECTS"] = ",".join(plane.projects)
     if svc.agent_command:
         env["ORCHESTRATOR_AGENT_COMMAND"] = svc.agent_command
-    secrets = ["service_token"]
-    if plane.api_key_env or plane.api_key_file:
-        env["PLANE_API_KEY_FILE"] = _secret_env("plane_api_key")
-        secrets.append("plane_api_key")
     mounts = [
         Mount(source="plane-orchestrator-data", target="/app/data", kind="volume"),
         Mount(source="plane-orchestrator-logs", target="/app/logs", kind="volume"),
@@ -168,6 +156,20 @@ def _orchestrator(config: StackConfig) -> tuple[dict[str, str], list[Mount], lis
         _same_path(paths.completion_dir),
         _same_path(paths.workspace, read_only=True),
     ]
+    secrets = ["service_token"]
+    if svc.ticket_source == "local":
+        # No Plane settings reach the daemon, so it reads the local ticket folder.
+        return env, mounts, secrets
+    plane = svc.plane
+    if plane.api_url:
+        env["PLANE_API_URL"] = plane.api_url
+    if plane.workspace_slug:
+        env["PLANE_WORKSPACE_SLUG"] = plane.workspace_slug
+    if plane.projects:
+        env["ORCHESTRATOR_PLANE_PROJECTS"] = ",".join(plane.projects)
+    if plane.api_key_env or plane.api_key_file:
+        env["ORCHESTRATOR_PLANE_API_KEY_FILE"] = _secret_env("plane_api_key")
+        secrets.append("plane_api_key")
     if paths.claude_json and paths.claude_json.is_file():
         mounts.append(
             Mount(source=str(paths.claude_json), target="/app/config/claude.json", read_only=True)

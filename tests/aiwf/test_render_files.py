@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from aiwf.config import StackConfig
+from aiwf.config import StackConfig, validate
 from aiwf.render import (
     FileState,
     RenderContext,
@@ -122,7 +122,10 @@ def test_volumes_and_secrets_are_mounted_not_inlined(make_config: Make, tmp_path
             "read_only": True,
         } in tmux_mounts
     orchestrator = services["orchestrator"]
-    assert orchestrator["environment"]["PLANE_API_KEY_FILE"] == "/run/secrets/plane_api_key"
+    assert (
+        orchestrator["environment"]["ORCHESTRATOR_PLANE_API_KEY_FILE"]
+        == "/run/secrets/plane_api_key"
+    )
     assert {
         "type": "bind",
         "source": str(folder / "plane_api_key"),
@@ -292,3 +295,23 @@ def test_renderers_are_a_registry(make_config: Make) -> None:
     assert list(renderers())[:4] == ["nginx.conf", "compose.yaml", ".env", "logrotate.conf"]
     with pytest.raises(ValueError, match="already registered"):
         register_renderer("nginx.conf")(lambda config, context: "")
+
+
+def test_local_ticket_source_gives_the_daemon_no_plane_settings(tmp_path: Path) -> None:
+    """``ticket_source: local`` keeps Plane out even when Plane settings and .claude.json exist."""
+    claude_json = tmp_path / "claude.json"
+    claude_json.write_text('{"mcpServers": {"plane": {"env": {"PLANE_API_KEY": "k"}}}}')
+    plane = {"api_url": "https://plane.example.com/api/v1", "workspace_slug": "acme"}
+    settings = {"paths": {"data_dir": str(tmp_path / "data"), "claude_json": str(claude_json)}}
+    for source, plane_expected in (("auto", True), ("local", False)):
+        config = validate(
+            {
+                **settings,
+                "services": {"orchestrator": {"ticket_source": source, "plane": plane}},
+            }
+        )
+        services = yaml.safe_load(render_all(config)["compose.yaml"])["services"]
+        orchestrator = services["orchestrator"]
+        targets = {mount["target"] for mount in orchestrator["volumes"]}
+        assert ("PLANE_API_URL" in orchestrator["environment"]) is plane_expected
+        assert ("/app/config/claude.json" in targets) is plane_expected
