@@ -15,6 +15,7 @@ import pytest
 from aiwf.backup import operations, store
 from aiwf.config import StackConfig
 from aiwf.errors import BackupError
+from aiwf.stack import volume_name
 
 from .conftest import listing, make_settings, run_in_volume, shell_in_volume, write_inventory
 
@@ -57,7 +58,7 @@ os.chmod(root, 0o750)
 
 
 def _create_volume(client: Any, config: StackConfig, name: str = VOLUME) -> str:
-    full = operations.volume_name(config, name)
+    full = volume_name(config, name)
     client.volumes.create(full)
     return full
 

@@ -49,7 +49,10 @@ def test_retention_keeps_last_daily_and_weekly(tmp_path: Path) -> None:
     archives = _archives(tmp_path, moments)
     keep = store.to_keep(archives, Retention(keep_last=3, keep_daily=5, keep_weekly=3))
     kept = sorted((item.created for item in archives if item.path in keep), reverse=True)
-    at = lambda day, hour: dt.datetime(2026, 11, day, hour, tzinfo=dt.UTC)  # noqa: E731
+
+    def at(day: int, hour: int) -> dt.datetime:
+        return dt.datetime(2026, 11, day, hour, tzinfo=dt.UTC)
+
     assert kept == [
         at(25, 3),  # the last 3
         at(24, 21),
