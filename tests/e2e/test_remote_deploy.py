@@ -122,10 +122,9 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
         "StrictModes no\nSubsystem sftp internal-sftp\n"
     )
     Path("/run/sshd").mkdir(exist_ok=True)
+    log = (tmp / "sshd.log").open("wb")
     sshd = subprocess.Popen(
-        ["/usr/sbin/sshd", "-f", str(config), "-D", "-e"],
-        stdout=subprocess.DEVNULL,
-        stderr=open(tmp / "sshd.log", "wb"),  # noqa: SIM115 - lives as long as sshd
+        ["/usr/sbin/sshd", "-f", str(config), "-D", "-e"], stdout=subprocess.DEVNULL, stderr=log
     )
     project = f"aiwfdeploy{secrets.token_hex(3)}"
     found = Target(
@@ -147,6 +146,7 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     finally:
         sshd.terminate()
         sshd.wait(timeout=10)
+        log.close()
         _remove_stack(found)
 
 
