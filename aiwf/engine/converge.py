@@ -622,7 +622,15 @@ def down(
     removed: list[str] = []
     with deploy_lock(config.paths.data_dir, timeout_s=lock_timeout_s):
         executor = Executor(client, config, status=status)
-        for container in reversed(list_containers(client, config.project)):
+        from aiwf.config import SERVICE_NAMES
+
+        order = {name: index for index, name in enumerate(SERVICE_NAMES)}
+        containers = sorted(
+            list_containers(client, config.project),
+            key=lambda c: order.get(c.service, len(order)),
+            reverse=True,
+        )
+        for container in containers:  # dependents first: nginx before what it proxies
             status(container.service or container.name, "removing")
             executor.stop_and_remove(container.id)
             executor.record("remove", container.name, outcome="ok")
