@@ -30,6 +30,7 @@ from pyinfra.api.host import Host
 from pyinfra.api.operation import OperationMeta
 from pyinfra.api.state import BaseStateCallback, State
 
+from aiwf.backup.store import alive
 from aiwf.deploy.facts import TextFile
 from aiwf.errors import LockedError
 
@@ -67,19 +68,9 @@ class Holder:
         )
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def is_stale(holder: Holder, stale_minutes: int, now: datetime | None = None) -> bool:
     """A holder from this machine whose process is gone, or one older than ``stale_minutes``."""
-    if holder.machine == socket.gethostname() and not _pid_alive(holder.pid):
+    if holder.machine == socket.gethostname() and not alive(holder.pid):
         return True
     try:
         since = datetime.fromisoformat(holder.since)

@@ -32,6 +32,11 @@ def _q(value: object) -> str:
     return shlex.quote(str(value))
 
 
+def _holds(marker: str, digest: str) -> bool:
+    """Whether the host's marker file records ``digest`` (the artifact is already in place)."""
+    return (host.get_fact(TextFile, path=marker) or "").strip() == digest
+
+
 @operation()
 def unpack_archive(archive: str, destination: str, digest: str) -> Generator[str, None, None]:
     """Replace ``destination`` with the archive's content unless it already holds ``digest``.
@@ -40,7 +45,7 @@ def unpack_archive(archive: str, destination: str, digest: str) -> Generator[str
     previous sources in place.
     """
     marker = f"{destination}/{ARCHIVE_MARKER}"
-    if (host.get_fact(TextFile, path=marker) or "").strip() == digest:
+    if _holds(marker, digest):
         return
     staging = f"{destination}.new"
     yield (
@@ -59,7 +64,7 @@ def install_wheel(venv: str, wheel: str, digest: str) -> Generator[str, None, No
     by force (without touching its dependencies) whenever the wheel's digest changed.
     """
     marker = f"{venv}/{WHEEL_MARKER}"
-    if (host.get_fact(TextFile, path=marker) or "").strip() == digest:
+    if _holds(marker, digest):
         return
     pip = f"{venv}/bin/pip"
     yield (
