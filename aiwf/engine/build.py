@@ -116,10 +116,6 @@ def image_tag(spec: ServiceSpec) -> str:
     return f"{spec.image}:latest"
 
 
-def previous_tag(spec: ServiceSpec) -> str:
-    return f"{spec.image}:previous"
-
-
 def _ignored(name: str) -> bool:
     from fnmatch import fnmatch
 

@@ -1,8 +1,8 @@
 """``aiwf up`` and friends: read, plan, then apply, under the deploy lock, into the audit log.
 
 :func:`plan_up` reads the engine (a few list calls) and the rendered files and returns an
-:class:`UpPlan` (data only). :func:`apply_up` applies one: network and volumes, then containers
-in dependency order, each level started together and waited on until healthy. A recreated
+:class:`UpPlan` (data only). :meth:`Executor.apply` applies one: network and volumes, then
+containers in dependency order, each level started together and waited on until healthy. A recreated
 container that does not become healthy is replaced by the one it replaced (kept stopped and
 renamed until then), and the rollout stops with the failing container's last log lines.
 """
@@ -180,6 +180,14 @@ def write_rendered(config: StackConfig, rendered: dict[str, str], nginx: bool) -
             write_atomic(path, text.encode())
             written.append(name)
     return written
+
+
+def with_logs(message: str, logs: str, lines: int = 15) -> str:
+    """``message`` followed by the container's last log lines, indented under it."""
+    tail = logs.splitlines()[-lines:]
+    if not tail:
+        return message
+    return message + "\n  last log lines:\n    " + "\n    ".join(tail)
 
 
 def _levels(steps: Sequence[Step]) -> list[list[Step]]:
@@ -374,9 +382,7 @@ class Executor:
             self.record("rollback", want.service, reason=reason, outcome="rolled back")
         else:
             self.record(step.action.value, want.service, reason=reason, outcome="failed")
-        if logs:
-            message += "\n  last log lines:\n    " + "\n    ".join(logs.splitlines()[-15:])
-        return EngineError(message)
+        return EngineError(with_logs(message, logs))
 
     def apply_level(self, steps: Sequence[Step]) -> None:
         """Start every container of one dependency level, then wait for all of them."""
@@ -412,8 +418,7 @@ class Executor:
                     logs = self.logs_tail(cid)
                     self.record("start", want.service, outcome="failed", reason=failures[cid])
                     first_error = first_error or EngineError(
-                        f"{want.service}: {failures[cid]}\n  last log lines:\n    "
-                        + "\n    ".join(logs.splitlines()[-15:])
+                        with_logs(f"{want.service}: {failures[cid]}", logs)
                     )
                     continue
                 first_error = first_error or self._roll_back(step, cid, failures[cid])
@@ -441,10 +446,7 @@ class Executor:
         if failures:
             cid, reason = next(iter(failures.items()))
             logs = self.logs_tail(cid)
-            raise EngineError(
-                f"{self.started[cid].service}: {reason}\n  last log lines:\n    "
-                + "\n    ".join(logs.splitlines()[-15:])
-            )
+            raise EngineError(with_logs(f"{self.started[cid].service}: {reason}", logs))
 
     def reload_nginx(self, step: Step, rendered: dict[str, str] | None = None) -> None:
         assert step.current is not None
@@ -497,21 +499,6 @@ class Executor:
             if step.action is Action.REMOVE_ORPHAN:
                 self.remove_orphan(step)
         return plan.changes()
-
-
-def build_missing(
-    client: docker.DockerClient,
-    config: StackConfig,
-    services: Sequence[str],
-    progress: Callable[[str, str], None] = _silent,
-) -> dict[str, BuiltImage]:
-    """Build the images ``up`` found missing."""
-    return build_images(client, config, services, progress) if services else {}
-
-
-def project_containers(client: docker.DockerClient, config: StackConfig) -> list[str]:
-    """Names of every container of the project (for ``down``)."""
-    return [c.name for c in list_containers(client, config.project)]
 
 
 @dataclass
@@ -683,7 +670,6 @@ def restart(
                 cid, reason = next(iter(failures.items()))
                 logs = executor.logs_tail(cid)
                 raise EngineError(
-                    f"{waiting[cid].service} did not come back: {reason}\n    "
-                    + "\n    ".join(logs.splitlines()[-15:])
+                    with_logs(f"{waiting[cid].service} did not come back: {reason}", logs)
                 )
     return restarted
