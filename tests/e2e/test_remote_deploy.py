@@ -174,6 +174,10 @@ def _remove_stack(target: Target) -> None:
     subprocess.run(
         ["docker", "network", "rm", f"{target.project}-network"], capture_output=True, check=False
     )
+    # the host tmux server ``aiwf up`` starts so that sessions outlive the container
+    socket_path = target.tmp / "tmux" / "default"
+    if socket_path.exists():
+        subprocess.run(["tmux", "-S", str(socket_path), "kill-server"], check=False)
     for path in (
         Path(f"/etc/logrotate.d/aiwf-{target.project}"),
         Path(f"/etc/systemd/system/aiwf-backup-{target.project}.service"),
