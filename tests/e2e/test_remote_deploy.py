@@ -154,7 +154,9 @@ def _remove_stack(target: Target) -> None:
     data = target.tmp / "data"
     command = data / "aiwf" / "bin" / "aiwf"
     if command.exists():
-        subprocess.run([str(command), "down", "--volumes"], capture_output=True, check=False)
+        subprocess.run(
+            [str(command), "down", "--volumes", "--yes"], capture_output=True, check=False
+        )
     listed = subprocess.run(
         ["docker", "ps", "-aq", "--filter", f"label=aiwf.project={target.project}"],
         capture_output=True,
