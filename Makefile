@@ -94,8 +94,10 @@ dashboard: node
 			&& npm test && npm run build; \
 	fi
 
-## test: everything: Debian packages, engine, venv, lint, dashboard, then the whole pytest suite
+## test: everything: Debian packages, engine, venv, lint, dashboard, then the whole pytest suite.
+## The dockerd restart test stops the shared engine, so it runs alone, before the rest.
 test: deps engine venv lint dashboard
+	AIWF_E2E_RESTART_DOCKERD=1 $(BIN)/pytest tests/e2e/test_dockerd_restart.py
 	$(BIN)/pytest
 
 ## up: bring the stack up on this machine (aiwf up)
