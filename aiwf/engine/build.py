@@ -29,7 +29,7 @@ from aiwf.engine.base_images import BASE_REPOSITORY, ensure_base_image
 from aiwf.engine.desired import LABEL_SERVICE
 from aiwf.engine.docker_client import engine_errors
 from aiwf.errors import EngineError, UsageError
-from aiwf.paths import services_dir
+from aiwf.paths import project_root, services_dir
 from aiwf.stack import ServiceSpec, desired_services
 
 if TYPE_CHECKING:
@@ -183,11 +183,17 @@ def _pip(*args: str) -> list[str]:
 
 
 def _run(
-    command: Sequence[str], what: str, progress: Progress, service: str, cwd: Path | None = None
+    command: Sequence[str],
+    what: str,
+    progress: Progress,
+    service: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> None:
     with subprocess.Popen(
         list(command),
         cwd=cwd,
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -288,15 +294,32 @@ def ensure_dashboard_dist(folder: Path, progress: Progress) -> None:
     """``npm ci`` (when node_modules is missing or older than the lock) and ``npm run build``."""
     if dashboard_dist_is_fresh(folder):
         return
-    if not shutil.which("npm"):
-        raise EngineError(f"{folder}/dist is missing or stale and npm is not installed")
+    env = node_environment()
+    if not shutil.which("npm", path=env["PATH"]):
+        raise EngineError(
+            f"{folder}/dist is missing or stale and npm is not installed; run `make node`"
+        )
     marker = folder / "node_modules" / ".package-lock.json"
     lock = folder / "package-lock.json"
     if not marker.is_file() or (lock.is_file() and lock.stat().st_mtime > marker.stat().st_mtime):
         progress("dashboard", "npm ci")
-        _run(["npm", "ci", "--no-audit", "--no-fund"], "npm ci", progress, "dashboard", folder)
+        npm_ci = ["npm", "ci", "--no-audit", "--no-fund"]
+        _run(npm_ci, "npm ci", progress, "dashboard", folder, env)
     progress("dashboard", "npm run build")
-    _run(["npm", "run", "build"], "npm run build", progress, "dashboard", folder)
+    _run(["npm", "run", "build"], "npm run build", progress, "dashboard", folder, env)
+
+
+def node_environment() -> dict[str, str]:
+    """This process's environment, with the Node.js that ``make node`` provides first on PATH.
+
+    On hosts whose packaged Node.js is too old for the dashboard, ``make node`` puts a newer one
+    into ``.tools/node/bin`` of the checkout; builds started outside make find it too.
+    """
+    env = dict(os.environ)
+    provided = project_root() / ".tools" / "node" / "bin"
+    if provided.is_dir():
+        env["PATH"] = f"{provided}{os.pathsep}{env.get('PATH', '')}"
+    return env
 
 
 def owner_buildargs(dockerfile: Path) -> dict[str, str]:

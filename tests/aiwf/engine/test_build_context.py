@@ -7,9 +7,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from aiwf.engine.build import (
     dashboard_dist_is_fresh,
     hash_files,
+    node_environment,
     owner_buildargs,
     source_files,
     wheel_commands,
@@ -77,3 +80,14 @@ def test_dist_is_stale_when_a_source_is_newer(tmp_path: Path) -> None:
     os.utime(source, None)
     os.utime(index, (past, past))
     assert not dashboard_dist_is_fresh(tmp_path)
+
+
+def test_npm_finds_the_node_that_make_provides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provided = tmp_path / ".tools" / "node" / "bin"
+    monkeypatch.setenv("AIWF_ROOT", str(tmp_path))
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert node_environment()["PATH"] == "/usr/bin:/bin"
+    provided.mkdir(parents=True)
+    assert node_environment()["PATH"] == f"{provided}:/usr/bin:/bin"
