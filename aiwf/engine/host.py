@@ -104,6 +104,25 @@ def ensure_directories(config: StackConfig, report: HostReport) -> None:
         ) from None
     if tickets_new and tickets is not None:
         _copy_example_tickets(tickets, report)
+    _install_completion_command(config, report)
+
+
+def _install_completion_command(config: StackConfig, report: HostReport) -> None:
+    """The agents' ``/complete <summary>`` command, in the workspace their sessions start in.
+
+    Claude Code reads project commands from ``.claude/commands/`` of its working directory; the
+    shipped file writes the summary to ``$COMPLETION_FILE``, which the orchestrator watches.
+    """
+    shipped = services_dir() / "orchestrator" / "claude" / "commands" / "complete.md"
+    if config.paths.workspace is None or not shipped.is_file():
+        return
+    target = config.paths.workspace / ".claude" / "commands" / "complete.md"
+    content = shipped.read_bytes()
+    if target.is_file() and target.read_bytes() == content:
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(target, content)
+    report.notes.append(f"installed the /complete command as {target}")
 
 
 def _copy_example_tickets(tickets: Path, report: HostReport) -> None:
