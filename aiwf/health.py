@@ -91,12 +91,15 @@ def check_containers(config: StackConfig) -> list[CheckResult]:
     return results
 
 
-def _get(url: str, timeout: float = PROBE_SECONDS) -> tuple[int, bytes]:
+def _get(
+    url: str, timeout: float = PROBE_SECONDS, headers: dict[str, str] | None = None
+) -> tuple[int, bytes]:
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE  # the probe checks reachability; certs are checked apart
+    request = urllib.request.Request(url, headers=headers or {})
     try:
-        with urllib.request.urlopen(url, timeout=timeout, context=context) as response:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
             return int(response.status), bytes(response.read(65536))
     except urllib.error.HTTPError as error:
         return int(error.code), error.read(65536)
@@ -135,7 +138,7 @@ def check_through_nginx(config: StackConfig) -> list[CheckResult]:
     if config.services.orchestrator.enabled:
         url = f"{base}/api/orchestrator/health"
         try:
-            status, body = _get(url)
+            status, body = _get(url, headers=_service_authorization(config))
             details = json.loads(body) if status == 200 else {}
         except (OSError, ValueError, urllib.error.URLError) as error:
             results.append(CheckResult("orchestrator", "orchestrator", False, f"{url}: {error}"))
@@ -149,6 +152,17 @@ def check_through_nginx(config: StackConfig) -> list[CheckResult]:
                 CheckResult("orchestrator", "orchestrator", healthy, summary or f"HTTP {status}")
             )
     return results
+
+
+def _service_authorization(config: StackConfig) -> dict[str, str]:
+    """The stack's service token as a Bearer header: nginx lets only logged-in calls through."""
+    from aiwf.stack import secrets_dir
+
+    try:
+        token = (Path(secrets_dir(config)) / "service_token").read_text().strip()
+    except OSError:
+        return {}
+    return {"Authorization": f"Bearer {token}"}
 
 
 def check_websocket(config: StackConfig) -> list[CheckResult]:

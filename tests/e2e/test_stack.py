@@ -32,6 +32,21 @@ def test_every_service_is_healthy_and_only_nginx_publishes(stack: Any) -> None:
         assert bool(ports) == (service == "nginx"), (service, ports)
 
 
+def test_the_health_sweep_sees_every_part_of_the_running_stack(stack: Any) -> None:
+    swept = stack.aiwf("health", "--json", check=False)
+    checks = json.loads(swept.stdout)["checks"]
+    failing = [c for c in checks if not c["ok"] and c["check"] not in ("backup", "certificate")]
+    assert not failing, failing
+    passed = {(c["check"], c["target"]) for c in checks if c["ok"]}
+    expected = {
+        ("orchestrator", "orchestrator"),  # the daemon's JSON, through nginx's login gate
+        ("via-nginx", "nginx"),
+        ("websocket", "tmux-sessions"),
+        ("http-direct", "dashboard"),
+    }
+    assert expected <= passed
+
+
 def test_nginx_serves_health_and_the_dashboard_over_https(stack: Any) -> None:
     with stack.client() as client:
         health = client.get("/health")
