@@ -20,16 +20,15 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
-import shlex
 import shutil
 import subprocess
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aiwf.errors import CertificateError, UsageError
+from aiwf.files import aiwf_command
 
 if TYPE_CHECKING:
     from aiwf.config import StackConfig
@@ -97,10 +96,10 @@ def create_self_signed(certs_dir: Path, names: Sequence[str], days: int = SELF_S
 
 def install_certificate(certs_dir: Path, chain_pem: bytes, key_pem: bytes) -> None:
     """Put a chain and its key where nginx reads them: key first (0600), then the chain."""
-    from aiwf.render import write_atomically
+    from aiwf.files import write_atomic
 
-    write_atomically(certs_dir / KEY_FILE, key_pem, mode=0o600)
-    write_atomically(certs_dir / CERT_FILE, chain_pem, mode=0o644)
+    write_atomic(certs_dir / KEY_FILE, key_pem, mode=0o600)
+    write_atomic(certs_dir / CERT_FILE, chain_pem, mode=0o644)
 
 
 def ensure_self_signed(config: StackConfig) -> bool:
@@ -343,14 +342,7 @@ def deploy_hook_command(inventory: Path | None, host: str | None) -> str:
     It names this same ``aiwf`` and the same inventory, so the hook installs the certificate into
     the same stack that asked for the renewal.
     """
-    aiwf = Path(sys.executable).with_name("aiwf")
-    words = [str(aiwf) if aiwf.exists() else "aiwf"]
-    if inventory is not None:
-        words += ["--inventory", str(inventory.resolve())]
-    if host is not None:
-        words += ["--host", host]
-    words += ["certs", "deploy-hook"]
-    return shlex.join(words)
+    return aiwf_command(inventory, host, "certs", "deploy-hook")
 
 
 def reload_nginx(config: StackConfig) -> bool:

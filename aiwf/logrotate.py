@@ -97,7 +97,7 @@ def plan_install(
 
 
 def install(plan: InstallPlan) -> None:
-    from aiwf.render import write_atomically
+    from aiwf.files import write_atomic
 
     if plan.state != "unchanged":
-        write_atomically(plan.path, plan.text.encode(), mode=0o644)
+        write_atomic(plan.path, plan.text.encode(), mode=0o644)

@@ -20,8 +20,6 @@ Other parts of aiwf add files with :func:`register_renderer` (a backup timer, fo
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -34,6 +32,7 @@ import jinja2
 
 from aiwf.config import StackConfig
 from aiwf.errors import AiwfError
+from aiwf.files import write_atomic
 from aiwf.paths import services_dir, templates_dir
 from aiwf.stack import (
     ACME_WEBROOT,
@@ -320,34 +319,13 @@ def compare_rendered(files: Mapping[str, str], out_dir: Path) -> list[FileResult
     ]
 
 
-def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write ``data`` to ``path`` so that readers see the old or the new file, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, mode)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-
-
 def write_rendered(files: Mapping[str, str], out_dir: Path) -> list[FileResult]:
     """Write the files that differ from what is in ``out_dir``; report every file's state."""
     results = compare_rendered(files, out_dir)
     try:
         for result in results:
             if result.state is not FileState.UNCHANGED:
-                write_atomically(result.path, files[result.name].encode())
+                write_atomic(result.path, files[result.name].encode())
     except OSError as error:
         raise AiwfError(f"cannot write {error.filename or out_dir}: {error.strerror}") from None
     return results

@@ -34,7 +34,7 @@ from aiwf.backup import archiver, store
 from aiwf.config import VOLUMES, StackConfig
 from aiwf.engine.docker_client import connect, engine_errors
 from aiwf.errors import BackupError, UsageError
-from aiwf.render import write_atomically
+from aiwf.files import write_atomic
 from aiwf.stack import volume_name
 
 HELPER_ARCHIVER = "/aiwf/archiver.py"
@@ -116,7 +116,7 @@ def quiesced(
         yield
         return
     marker = _marker(backup_dir, config.project)
-    write_atomically(
+    write_atomic(
         marker,
         json.dumps({"pid": os.getpid(), "container": container.name, "action": action}).encode(),
     )

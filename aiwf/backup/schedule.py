@@ -7,16 +7,14 @@ and enables the timer when systemd runs.
 
 from __future__ import annotations
 
-import shlex
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 from aiwf.config import StackConfig
 from aiwf.errors import BackupError
+from aiwf.files import aiwf_command, write_atomic
 from aiwf.paths import templates_dir
-from aiwf.render import write_atomically
 
 SYSTEMD_DIR = Path("/etc/systemd/system")
 
@@ -27,13 +25,7 @@ def unit_name(config: StackConfig) -> str:
 
 def backup_command(inventory: Path | None, host: str | None) -> str:
     """``aiwf [--inventory I] [--host H] backup``: this same aiwf, the same settings."""
-    aiwf = Path(sys.executable).with_name("aiwf")
-    words = [str(aiwf) if aiwf.exists() else "aiwf"]
-    if inventory is not None:
-        words += ["--inventory", str(inventory.resolve())]
-    if host is not None:
-        words += ["--host", host]
-    return shlex.join([*words, "backup"])
+    return aiwf_command(inventory, host, "backup")
 
 
 def render_units(config: StackConfig, inventory: Path | None, host: str | None) -> dict[str, str]:
@@ -62,7 +54,7 @@ def install_units(units: dict[str, str], directory: Path = SYSTEMD_DIR) -> list[
     """Write the unit files; enable the timer when systemd answers. Returns what was done."""
     done = []
     for name, text in units.items():
-        write_atomically(directory / name, text.encode())
+        write_atomic(directory / name, text.encode())
         done.append(f"wrote {directory / name}")
     systemctl = shutil.which("systemctl")
     if directory != SYSTEMD_DIR or systemctl is None or not Path("/run/systemd/system").is_dir():

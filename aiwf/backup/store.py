@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from aiwf.config import Retention
-from aiwf.render import write_atomically
+from aiwf.files import write_atomic
 
 ARCHIVE_NAME = re.compile(
     r"^(?P<project>[a-z0-9][a-z0-9_-]*)_(?P<volume>[a-z0-9-]+)_"
@@ -78,7 +78,7 @@ def record_verified(archive: Path, summary: dict[str, Any]) -> None:
         "mtime_ns": info.st_mtime_ns,
         "verified_at": dt.datetime.now(dt.UTC).isoformat(),
     }
-    write_atomically(record_path(archive), json.dumps(record, indent=2).encode())
+    write_atomic(record_path(archive), json.dumps(record, indent=2).encode())
 
 
 def verification_state(archive: Path) -> VerificationState:

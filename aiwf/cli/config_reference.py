@@ -16,13 +16,13 @@ def config_reference(
 ) -> None:
     """Generate the configuration reference from the settings models."""
     from aiwf.docs import configuration_reference
-    from aiwf.render import write_atomically
+    from aiwf.files import write_atomic
 
     text = configuration_reference()
     if out is None:
         typer.echo(text, nl=False)
         return
-    write_atomically(out, text.encode())
+    write_atomic(out, text.encode())
     typer.echo(f"wrote {out}")
 
 

@@ -27,7 +27,7 @@ def health(
     from rich.table import Table
 
     from aiwf import health as sweep_module
-    from aiwf.render import write_atomically
+    from aiwf.files import write_atomic
 
     app = AppContext.of(ctx)
     config = app.config
@@ -35,7 +35,7 @@ def health(
         results = sweep_module.sweep(config)
         if prometheus is not None:
             text = sweep_module.to_prometheus(config, results)
-            write_atomically(prometheus, text.encode())
+            write_atomic(prometheus, text.encode())
         if json_output:
             app.print_json(sweep_module.as_json(results))
         else:

@@ -21,11 +21,11 @@ from aiwf.engine import history
 from aiwf.engine.build import BuiltImage, build_images, image_tag, select_specs
 from aiwf.engine.desired import LABEL_PROJECT, DesiredContainer, desired_container
 from aiwf.engine.docker_client import engine_errors
-from aiwf.engine.host import write_atomic
 from aiwf.engine.nginx import reload_config
 from aiwf.engine.observe import ObservedStack, list_containers, observe
 from aiwf.engine.plan import Action, Step, changes, plan_stack
 from aiwf.errors import EngineError
+from aiwf.files import write_atomic
 from aiwf.stack import ServiceSpec, image_name, rendered_dir, stack_volumes
 
 if TYPE_CHECKING:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from aiwf.config import StackConfig
 from aiwf.errors import AiwfError
+from aiwf.files import write_atomic
 from aiwf.paths import services_dir
 from aiwf.stack import GENERATED_SECRETS, acme_webroot, rendered_dir, secrets_dir
 
@@ -32,30 +33,6 @@ class HostReport:
 
     notes: list[str] = field(default_factory=list)
     admin_password: str | None = None
-
-
-def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write ``path`` so readers see the old or the new bytes, never a part, and never a mode
-    wider than ``mode`` (the temp file is created with it): temp file, fsync, rename, fsync dir.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, mode)
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
 
 
 def write_private(path: Path, data: bytes) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import ssl
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -307,4 +308,8 @@ def test_access_log_is_written(run_nginx: Callable[..., Any]) -> None:
     with _client(nginx) as client:
         client.get(nginx.https + "/assets/app.css")
     log = Path(nginx.log_dir / "access.log")
+    # nginx logs a request after it has answered it: wait for the line, a while at most.
+    deadline = time.monotonic() + 30
+    while "/assets/app.css" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert "/assets/app.css" in log.read_text()
