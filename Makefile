@@ -98,7 +98,7 @@ dashboard: node
 ## The dockerd restart test stops the shared engine, so it runs alone, before the rest.
 test: deps engine venv lint dashboard
 	AIWF_E2E_RESTART_DOCKERD=1 $(BIN)/pytest tests/e2e/test_dockerd_restart.py
-	$(BIN)/pytest
+	$(BIN)/pytest --deselect tests/e2e/test_dockerd_restart.py
 
 ## up: bring the stack up on this machine (aiwf up)
 up: venv engine host-tools node
