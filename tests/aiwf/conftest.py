@@ -256,21 +256,27 @@ def host_context(
     )
 
 
+def nginx_argv(conf_file: Path, root: Path, *, test: bool = False) -> list[str]:
+    """nginx on ``conf_file`` with its prefix, pid and startup log under ``root``."""
+    directives = f"pid {root / 'nginx.pid'};" + ("" if test else " daemon off;")
+    return [
+        nginx_binary(),
+        *(["-t"] if test else []),
+        "-p",
+        str(root),
+        "-e",
+        str(root / "logs" / "startup-error.log"),
+        "-c",
+        str(conf_file),
+        "-g",
+        directives,
+    ]
+
+
 def nginx_test(conf_file: Path, root: Path) -> subprocess.CompletedProcess[str]:
     """``nginx -t`` on ``conf_file`` with its pid and startup log kept under ``root``."""
     return subprocess.run(
-        [
-            nginx_binary(),
-            "-t",
-            "-p",
-            str(root),
-            "-e",
-            str(root / "logs" / "startup-error.log"),
-            "-c",
-            str(conf_file),
-            "-g",
-            f"pid {root / 'nginx.pid'};",
-        ],
+        nginx_argv(conf_file, root, test=True),
         capture_output=True,
         text=True,
         timeout=60,
@@ -311,17 +317,7 @@ def run_nginx(
         checked = nginx_test(conf_file, root)
         assert checked.returncode == 0, checked.stderr
         process = subprocess.Popen(
-            [
-                nginx_binary(),
-                "-p",
-                str(root),
-                "-e",
-                str(root / "logs" / "startup-error.log"),
-                "-c",
-                str(conf_file),
-                "-g",
-                f"pid {root / 'nginx.pid'}; daemon off;",
-            ],
+            nginx_argv(conf_file, root),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
