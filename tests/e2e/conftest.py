@@ -16,7 +16,9 @@ import socket
 import ssl
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -214,3 +216,103 @@ def stack_factory() -> Any:
 def stack(engine_available: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The default stack (local tickets, speech off), brought up from nothing by ``aiwf up``."""
     yield from run_stack(tmp_path_factory.mktemp("stack"))
+
+
+@dataclass(frozen=True)
+class AcmeServer:
+    """A running pebble: its ACME directory URL, the port it validates HTTP-01 on, its log."""
+
+    directory: str
+    http_port: int
+    log: Path
+
+
+@contextmanager
+def run_pebble(work: Path, http_port: int) -> Iterator[AcmeServer]:
+    """Debian's pebble (an ACME test CA) and pebble-challtestsrv as its DNS server.
+
+    The DNS server answers every name with 127.0.0.1, so pebble validates HTTP-01 challenges
+    for any domain on ``127.0.0.1:<http_port>``: the port a stack's nginx publishes. Every
+    order is validated afresh (no authorization reuse), so a renewal meets nginx again.
+    """
+    from aiwf.certs import create_self_signed
+
+    work.mkdir(parents=True, exist_ok=True)
+    create_self_signed(work, ["localhost", "127.0.0.1"])
+    dns_port, acme_port = free_port(), free_port()
+    dns = subprocess.Popen(
+        [
+            "pebble-challtestsrv",
+            "-defaultIPv4",
+            "127.0.0.1",
+            "-defaultIPv6",
+            "",
+            "-dns01",
+            f"127.0.0.1:{dns_port}",
+            "-http01",
+            f"127.0.0.1:{free_port()}",
+            "-tlsalpn01",
+            f"127.0.0.1:{free_port()}",
+            "-https01",
+            f"127.0.0.1:{free_port()}",
+            "-management",
+            f"127.0.0.1:{free_port()}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    settings = {
+        "pebble": {
+            "listenAddress": f"127.0.0.1:{acme_port}",
+            "managementListenAddress": f"127.0.0.1:{free_port()}",
+            "certificate": str(work / "fullchain.pem"),
+            "privateKey": str(work / "privkey.pem"),
+            "httpPort": http_port,
+            "tlsPort": free_port(),
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": False,
+        }
+    }
+    (work / "pebble.json").write_text(json.dumps(settings))
+    log_path = work / "pebble.log"
+    with log_path.open("wb") as log:
+        pebble = subprocess.Popen(
+            ["pebble", "-config", str(work / "pebble.json"), "-dnsserver", f"127.0.0.1:{dns_port}"],
+            env={
+                "PATH": "/usr/bin:/bin",
+                "PEBBLE_VA_NOSLEEP": "1",
+                "PEBBLE_WFE_NONCEREJECT": "0",
+                "PEBBLE_AUTHZREUSE": "0",
+            },
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        server = AcmeServer(f"https://127.0.0.1:{acme_port}/dir", http_port, log_path)
+        try:
+            _wait_for_directory(server)
+            yield server
+        finally:
+            for process in (pebble, dns):
+                process.terminate()
+                process.wait(timeout=10)
+
+
+def _wait_for_directory(server: AcmeServer, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(server.directory, verify=insecure_tls(), timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"pebble did not answer at {server.directory}; see {server.log}")
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def acme_server_factory() -> Any:
+    """:func:`run_pebble`, skipping when Debian's pebble is not installed."""
+    if shutil.which("pebble") is None or shutil.which("pebble-challtestsrv") is None:
+        pytest.skip("pebble is not installed (apt-get install -y pebble)")
+    return run_pebble
