@@ -12,12 +12,14 @@ An archive is a POSIX (pax) tar stream, compressed with zstd or gzip::
 
 The header comes first so a foreign archive is refused at once; the manifest comes last because
 the checksums are known only once every byte has been read, so one pass over the volume is enough.
-Verification streams the archive once, hashes every member and compares with the manifest.
+Verification streams the archive once (:class:`TarReader`), hashes every member and compares
+with the manifest; extraction writes the same stream and hashes each file as written.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import hashlib
 import json
 import os
@@ -27,6 +29,7 @@ import subprocess
 import sys
 import tarfile
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -292,11 +295,151 @@ def _decompressor(path: Path) -> subprocess.Popen[bytes]:
     else:
         raise ArchiveError(f"{path}: not a zstd or gzip archive")
     try:
-        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        return subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, pipesize=CHUNK
+        )
     except FileNotFoundError:
         raise ArchiveError(
             f"{command[0]} is not installed; apt-get install -y {command[0]}"
         ) from None
+
+
+BLOCK = 512
+#: ustar type flags -> the manifest's entry types (``x`` and ``g`` are pax headers).
+_TYPES = {b"0": "file", b"\0": "file", b"1": "hardlink", b"2": "symlink", b"5": "dir", b"6": "fifo"}
+
+
+@dataclass
+class Member:
+    """One tar member as :class:`TarReader` reads it; its content follows in the stream."""
+
+    name: str
+    type: str
+    mode: int
+    uid: int
+    gid: int
+    size: int
+    mtime: int
+    linkname: str
+
+
+def _number(field: bytes) -> int:
+    """A numeric header field: octal text, or base-256 when its first byte has the high bit."""
+    if field[:1] and field[0] & 0x80:
+        return int.from_bytes(field[1:], "big")
+    text = field.split(b"\0", 1)[0].strip()
+    return int(text, 8) if text else 0
+
+
+def _text(field: bytes) -> str:
+    return field.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+
+
+class TarReader:
+    """Reads an uncompressed tar stream front to back: pax and ustar, the subset aiwf writes.
+
+    :mod:`tarfile`'s stream mode copies every block several times on its way through; this
+    reader hands out views of one reused buffer, so verifying or extracting an archive costs
+    little more than decompressing and hashing it::
+
+        reader = TarReader(process.stdout)
+        for member in reader.members():
+            for block in reader.content(member):  # read it, or it is skipped
+                digest.update(block)
+    """
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+        self.buffer = bytearray(CHUNK)
+        self.view = memoryview(self.buffer)
+        self.unread = 0  # content bytes (with padding) of the current member not read yet
+
+    def _fill(self, size: int) -> memoryview:
+        """Exactly ``size`` (at most :data:`CHUNK`) bytes, or :class:`EOFError`."""
+        view = self.view[:size]
+        done = 0
+        while done < size:
+            count = self.stream.readinto(view[done:])  # type: ignore[attr-defined]
+            if not count:
+                raise EOFError("unexpected end of the tar stream")
+            done += count
+        return view
+
+    def _skip(self, size: int) -> None:
+        while size:
+            step = min(size, CHUNK)
+            self._fill(step)
+            size -= step
+
+    def content(self, member: Member) -> Iterator[memoryview]:
+        """The member's bytes in blocks of up to :data:`CHUNK` (valid until the next block)."""
+        remaining = member.size
+        while remaining:
+            step = min(remaining, CHUNK)
+            yield self._fill(step)
+            remaining -= step
+            self.unread -= step
+        self._skip(self.unread)
+        self.unread = 0
+
+    def _pax(self, size: int) -> dict[str, str]:
+        """The records of a pax extended header: ``<length> <key>=<value>\\n`` each."""
+        data = bytearray()
+        remaining = size
+        while remaining:
+            step = min(remaining, CHUNK)
+            data += self._fill(step)
+            remaining -= step
+        self._skip(-size % BLOCK)
+        records: dict[str, str] = {}
+        position = 0
+        while position < len(data):
+            space = data.index(b" ", position)
+            length = int(data[position:space])
+            key, _, value = bytes(data[space + 1 : position + length - 1]).partition(b"=")
+            records[key.decode()] = value.decode("utf-8", "surrogateescape")
+            position += length
+        return records
+
+    def members(self) -> Iterator[Member]:
+        """Every member, pax headers applied; stops at the end-of-archive blocks."""
+        extended: dict[str, str] = {}
+        while True:
+            self._skip(self.unread)
+            self.unread = 0
+            header = bytes(self._fill(BLOCK))
+            if header == bytes(BLOCK):
+                return
+            stored = _number(header[148:156])
+            summed = sum(header[:148]) + 8 * 32 + sum(header[156:])
+            if stored != summed:
+                raise ArchiveError("a tar header's checksum does not match (damaged archive)")
+            flag = header[156:157]
+            size = _number(header[124:136])
+            if flag in (b"x", b"g"):
+                records = self._pax(size)
+                if flag == b"x":
+                    extended.update(records)
+                continue
+            if flag not in _TYPES:
+                raise ArchiveError(f"unsupported tar member type {flag!r}")
+            name = _text(header[0:100])
+            prefix = _text(header[345:500]) if header[257:262] == b"ustar" else ""
+            if prefix:
+                name = f"{prefix}/{name}"
+            member = Member(
+                name=extended.get("path", name).rstrip("/") or "/",
+                type=_TYPES[flag],
+                mode=_number(header[100:108]) & 0o7777,
+                uid=int(extended.get("uid", _number(header[108:116]))),
+                gid=int(extended.get("gid", _number(header[116:124]))),
+                size=int(extended.get("size", size)) if _TYPES[flag] == "file" else 0,
+                mtime=int(float(extended.get("mtime", _number(header[136:148])))),
+                linkname=extended.get("linkpath", _text(header[157:257])),
+            )
+            extended = {}
+            self.unread = member.size + (-member.size % BLOCK)
+            yield member
 
 
 @dataclass
@@ -317,27 +460,28 @@ def _safe_relative(name: str) -> str:
     return relative
 
 
-def _member_entry(member: tarfile.TarInfo, relative: str) -> Entry:
+def _member_entry(member: Member, relative: str) -> Entry:
     entry: Entry = {
         "path": relative,
+        "type": member.type,
         "mode": member.mode,
         "uid": member.uid,
         "gid": member.gid,
-        "mtime": int(member.mtime),
+        "mtime": member.mtime,
     }
-    if member.isdir():
-        entry["type"] = "dir"
-    elif member.issym():
-        entry["type"], entry["target"] = "symlink", member.linkname
-    elif member.islnk():
-        entry["type"], entry["target"] = "hardlink", _safe_relative(member.linkname)
-    elif member.isfifo():
-        entry["type"] = "fifo"
-    elif member.isreg():
-        entry["type"], entry["size"] = "file", member.size
-    else:
-        raise ArchiveError(f"{member.name}: unsupported member type")
+    if member.type == "symlink":
+        entry["target"] = member.linkname
+    elif member.type == "hardlink":
+        entry["target"] = _safe_relative(member.linkname)
+    elif member.type == "file":
+        entry["size"] = member.size
     return entry
+
+
+def _inside_link(relative: str, links: set[str]) -> bool:
+    """True when a folder on the way to ``relative`` is a symlink the archive made."""
+    parts = relative.split("/")
+    return any("/".join(parts[:depth]) in links for depth in range(1, len(parts)))
 
 
 def read(
@@ -357,31 +501,48 @@ def read(
     manifest: dict[str, Any] | None = None
     found: list[Entry] = []
     directories: list[tuple[Path, Entry]] = []
+    links: set[str] = set()
+    # Extracting, each file is hashed as written back from the page cache, by other threads
+    # while the next one is written: what the disk holds is what gets checked.
+    hashing = ThreadPoolExecutor(os.cpu_count() or 2) if extract_to is not None else None
+    hashed: list[tuple[Entry, Future[str]]] = []
     try:
         try:
-            with tarfile.open(fileobj=process.stdout, mode="r|", bufsize=CHUNK) as tar:
-                for member in tar:
-                    if header is None:
-                        header = _read_header(tar, member, expect_project, expect_volume)
-                        continue
-                    if manifest is not None:
-                        raise ArchiveError(f"member {member.name!r} after the manifest")
-                    if member.name == MANIFEST_NAME:
-                        manifest = _read_json(tar, member)
-                        continue
-                    entry = _member_entry(member, _safe_relative(member.name))
-                    if entry["type"] == "file":
-                        entry["sha256"] = _consume(tar, member, extract_to, entry)
-                    elif extract_to is not None:
+            reader = TarReader(process.stdout)
+            for member in reader.members():
+                if header is None:
+                    header = _read_header(reader, member, expect_project, expect_volume)
+                    continue
+                if manifest is not None:
+                    raise ArchiveError(f"member {member.name!r} after the manifest")
+                if member.name == MANIFEST_NAME:
+                    manifest = _read_json(reader, member)
+                    continue
+                entry = _member_entry(member, _safe_relative(member.name))
+                if _inside_link(entry["path"], links):
+                    raise ArchiveError(f"member {member.name!r} lies behind a symlink")
+                if entry["type"] != "file":
+                    if entry["type"] == "symlink":
+                        links.add(entry["path"])
+                    if extract_to is not None:
                         _materialise(extract_to, entry, directories)
-                    found.append(entry)
+                elif extract_to is None or hashing is None:
+                    entry["sha256"] = _hash_content(reader, member)
+                else:
+                    written = _write_content(reader, member, extract_to, entry)
+                    hashed.append((entry, hashing.submit(hash_file, written)))
+                found.append(entry)
             while process.stdout.read(CHUNK):  # the zero padding after the end of the tar
                 pass
-        except (tarfile.TarError, EOFError, OSError) as error:
+        except (EOFError, OSError, ValueError) as error:
             raise ArchiveError(
                 f"{archive.name}: damaged or truncated ({_decompressor_problem(process) or error})"
             ) from None
+        for entry, digest in hashed:
+            entry["sha256"] = digest.result()
     finally:
+        if hashing is not None:
+            hashing.shutdown(cancel_futures=True)
         process.stdout.close()
         if sys.exc_info()[0] is not None:
             process.kill()
@@ -409,12 +570,12 @@ def read_header(archive: Path, expect_project: str | None = None) -> dict[str, A
     process = _decompressor(archive)
     assert process.stdout is not None and process.stderr is not None
     try:
-        with tarfile.open(fileobj=process.stdout, mode="r|", bufsize=CHUNK) as tar:
-            member = tar.next()
-            if member is None:
-                raise ArchiveError(f"{archive.name}: empty archive")
-            return _read_header(tar, member, expect_project, None)
-    except (tarfile.TarError, EOFError, OSError) as error:
+        reader = TarReader(process.stdout)
+        member = next(reader.members(), None)
+        if member is None:
+            raise ArchiveError(f"{archive.name}: empty archive")
+        return _read_header(reader, member, expect_project, None)
+    except (EOFError, OSError, ValueError) as error:
         raise ArchiveError(f"{archive.name}: damaged ({error})") from None
     finally:
         process.kill()
@@ -438,12 +599,20 @@ def _decompressor_problem(process: subprocess.Popen[bytes]) -> str:
     return problem
 
 
-def _read_json(tar: tarfile.TarFile, member: tarfile.TarInfo) -> dict[str, Any]:
-    stream = tar.extractfile(member)
-    if stream is None:
+#: A header or manifest larger than this is not one of ours.
+JSON_LIMIT = 1 << 30
+
+
+def _read_json(reader: TarReader, member: Member) -> dict[str, Any]:
+    if member.type != "file":
         raise ArchiveError(f"{member.name}: not a file")
+    if member.size > JSON_LIMIT:
+        raise ArchiveError(f"{member.name}: {member.size} bytes, too large")
+    data = bytearray()
+    for block in reader.content(member):
+        data += block
     try:
-        value = json.loads(stream.read())
+        value = json.loads(data)
     except ValueError as error:
         raise ArchiveError(f"{member.name}: not JSON ({error})") from None
     if not isinstance(value, dict):
@@ -452,14 +621,14 @@ def _read_json(tar: tarfile.TarFile, member: tarfile.TarInfo) -> dict[str, Any]:
 
 
 def _read_header(
-    tar: tarfile.TarFile,
-    member: tarfile.TarInfo,
+    reader: TarReader,
+    member: Member,
     expect_project: str | None,
     expect_volume: str | None,
 ) -> dict[str, Any]:
     if member.name != HEADER_NAME:
         raise ArchiveError("not an aiwf backup: it does not start with its header")
-    header = _read_json(tar, member)
+    header = _read_json(reader, member)
     if header.get("format") != FORMAT:
         raise ArchiveError(f"unknown backup format {header.get('format')!r}, expected {FORMAT}")
     if expect_project is not None and header.get("project") != expect_project:
@@ -471,26 +640,27 @@ def _read_header(
     return header
 
 
-def _consume(
-    tar: tarfile.TarFile, member: tarfile.TarInfo, extract_to: Path | None, entry: Entry
-) -> str:
-    stream = tar.extractfile(member)
-    assert stream is not None
+def _hash_content(reader: TarReader, member: Member) -> str:
     digest = hashlib.sha256()
-    if extract_to is None:
-        while block := stream.read(CHUNK):
-            digest.update(block)
-        return digest.hexdigest()
-    target = extract_to / entry["path"]
+    for block in reader.content(member):
+        digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_content(reader: TarReader, member: Member, root: Path, entry: Entry) -> Path:
+    """Write a file member under ``root`` (never through a link), with its owner, mode, mtime."""
+    target: Path = root / entry["path"]
     descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(descriptor, "wb") as output:
-        while block := stream.read(CHUNK):
-            digest.update(block)
-            output.write(block)
+    try:
+        for block in reader.content(member):
+            while block:
+                block = block[os.write(descriptor, block) :]
         os.fchown(descriptor, entry["uid"], entry["gid"])
         os.fchmod(descriptor, entry["mode"])
-    os.utime(target, (entry["mtime"], entry["mtime"]))
-    return digest.hexdigest()
+        os.utime(descriptor, (entry["mtime"], entry["mtime"]))
+    finally:
+        os.close(descriptor)
+    return target
 
 
 def _materialise(root: Path, entry: Entry, directories: list[tuple[Path, Entry]]) -> None:
@@ -520,14 +690,51 @@ def _apply_attributes(path: Path, entry: Entry) -> None:
 
 # --- swap: replace a volume's content with a verified staging copy ----------
 
+RENAME_EXCHANGE = 2
+AT_FDCWD = -100
 
-def swap(staging: Path, target: Path, manifest: dict[str, Any], stamp: str) -> None:
+
+def exchange(first: Path, second: Path) -> bool:
+    """Swap two directories of one filesystem in one atomic step (``renameat2`` with
+    ``RENAME_EXCHANGE``); False when the kernel or the filesystem cannot, and nothing moved."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    done = renameat2(AT_FDCWD, os.fsencode(first), AT_FDCWD, os.fsencode(second), RENAME_EXCHANGE)
+    if done == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.EINVAL, errno.ENOSYS, errno.EXDEV, errno.ENOTSUP, errno.EBUSY):
+        return False
+    raise OSError(error, os.strerror(error), str(first))
+
+
+def swap(
+    staging: Path, target: Path, manifest: dict[str, Any], stamp: str, by_exchange: bool = False
+) -> str:
     """Make ``target`` hold exactly what ``staging`` holds, keeping the old content until it does.
 
-    The old content is moved aside inside ``target`` (a rename: instant, same filesystem), the
+    ``by_exchange`` (both are volume roots of one filesystem, seen through one mount): the two
+    folders trade places in one atomic rename, so ``target`` holds the verified tree and
+    ``staging`` the old content, to be dropped with the staging volume. Otherwise, or when the
+    filesystem cannot exchange, the old content is moved aside inside ``target`` (a rename), the
     staging tree is copied in with ``cp -a`` and checked against the manifest; on any failure the
-    copy is removed and the old content moved back.
+    copy is removed and the old content moved back. Returns how: ``exchange`` or ``copy``.
     """
+    if by_exchange:
+        verified = os.lstat(staging).st_ino
+        if exchange(staging, target):
+            if os.lstat(target).st_ino != verified:
+                raise ArchiveError(f"{target} is not the verified copy after the exchange")
+            return "exchange"
+    _copy_swap(staging, target, manifest, stamp)
+    return "copy"
+
+
+def _copy_swap(staging: Path, target: Path, manifest: dict[str, Any], stamp: str) -> None:
     old = target / f"{OLD_CONTENT_PREFIX}{stamp}"
     previous = [name for name in os.listdir(target) if not name.startswith(OLD_CONTENT_PREFIX)]
     root_info = os.lstat(target)
@@ -585,11 +792,17 @@ def main(argv: list[str] | None = None) -> int:
         if name == "extract":
             command.add_argument("--into", type=Path, required=True)
             command.add_argument("--manifest-out", type=Path, help="Write the manifest here.")
+            command.add_argument(
+                "--durable", action="store_true", help="Flush the copy to disk before answering."
+            )
     swap_command = commands.add_parser("swap")
     swap_command.add_argument("--staging", type=Path, required=True)
     swap_command.add_argument("--target", type=Path, required=True)
     swap_command.add_argument("--manifest", type=Path, required=True)
     swap_command.add_argument("--stamp", required=True)
+    swap_command.add_argument(
+        "--exchange", action="store_true", help="Trade the two folders in one atomic rename."
+    )
     arguments = parser.parse_args(argv)
     try:
         if arguments.command == "create":
@@ -604,17 +817,21 @@ def main(argv: list[str] | None = None) -> int:
             into = getattr(arguments, "into", None)
             outcome = read(arguments.archive, arguments.project, arguments.volume, into)
             if into is not None:
-                # Every byte was hashed as it was written; what the disk holds now is checked
-                # for type, size, mode, owner and link target.
+                # Every file was hashed as written; the tree on disk is now checked for type,
+                # size, mode, owner and link target (nothing missing, nothing extra).
                 restored = scan(into, content=False)
                 compare(outcome.manifest["entries"], restored, "the restored copy", content=False)
                 if arguments.manifest_out is not None:
                     arguments.manifest_out.write_text(json.dumps(outcome.manifest))
+                if arguments.durable:  # on disk before the live volume is touched
+                    os.sync()
             result = {"header": outcome.header, "entries": len(outcome.manifest["entries"])}
         else:
             manifest = json.loads(arguments.manifest.read_text())
-            swap(arguments.staging, arguments.target, manifest, arguments.stamp)
-            result = {"swapped": str(arguments.target)}
+            method = swap(
+                arguments.staging, arguments.target, manifest, arguments.stamp, arguments.exchange
+            )
+            result = {"swapped": str(arguments.target), "method": method}
     except ArchiveError as error:
         print(json.dumps({"ok": False, "error": str(error)}), flush=True)
         return 1

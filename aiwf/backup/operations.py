@@ -402,7 +402,8 @@ def _extract_into(
 ) -> None:
     """Extract ``archive`` into ``volume``, checking every checksum and the tree written.
 
-    With ``manifest_out`` (a file in a host directory) the archive's manifest is left there.
+    With ``manifest_out`` (a file in a host directory) the archive's manifest is left there, and
+    the copy is flushed to disk before this returns: it is about to replace live data.
     """
     mounts = {
         volume: {"bind": "/staging", "mode": "rw"},
@@ -412,8 +413,32 @@ def _extract_into(
     arguments += ["--into", "/staging"]
     if manifest_out is not None:
         mounts[str(manifest_out.parent)] = {"bind": "/work", "mode": "rw"}
-        arguments += ["--manifest-out", f"/work/{manifest_out.name}"]
+        arguments += ["--manifest-out", f"/work/{manifest_out.name}", "--durable"]
     run_helper(config, arguments, mounts, image)
+
+
+def exchange_root(config: StackConfig, staging: str, target: str) -> Path | None:
+    """The folder holding both volumes' folders when they can trade places in one rename.
+
+    That is so for two volumes of the engine's ``local`` driver without options (plain folders
+    ``<root>/<name>/_data`` on one filesystem) that no running container mounts but the helper.
+    Otherwise None, and the swap copies.
+
+    Example: ``/var/lib/docker/volumes`` for ``ai-workflow_plane-orchestrator-data``.
+    """
+    client = docker_client()
+    with engine_errors(f"inspecting volumes {staging} and {target}"):
+        details = [client.api.inspect_volume(name) for name in (staging, target)]
+        users = client.api.containers(filters={"volume": target, "status": "running"})
+    if users:
+        return None
+    roots = set()
+    for detail in details:
+        mountpoint = Path(str(detail.get("Mountpoint") or ""))
+        if detail.get("Driver") != "local" or detail.get("Options") or mountpoint.name != "_data":
+            return None
+        roots.add(mountpoint.parent.parent)
+    return roots.pop() if len(roots) == 1 else None
 
 
 # --- restore ----------
@@ -504,26 +529,33 @@ def apply_restore(
                         plan.docker_volume, labels={"aiwf.project": config.project}
                     )
             with quiesced(config, backup_dir, plan.service, "stop", progress):
-                run_helper(
-                    config,
-                    [
-                        "swap",
-                        "--staging",
-                        "/staging",
-                        "--target",
-                        "/target",
-                        "--manifest",
-                        f"/work/{manifest_file.name}",
-                        "--stamp",
-                        moment,
-                    ],
-                    {
-                        staging: {"bind": "/staging", "mode": "ro"},
-                        plan.docker_volume: {"bind": "/target", "mode": "rw"},
-                        str(work): {"bind": "/work", "mode": "ro"},
-                    },
-                    image,
-                )
-                progress(f"swapped the restored content into {plan.docker_volume}")
+                swapped = _swap(config, staging, plan.docker_volume, work, moment, image)
+                progress(f"swapped the restored content into {plan.docker_volume} ({swapped})")
         finally:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _swap(
+    config: StackConfig, staging: str, target: str, work: Path, moment: str, image: str
+) -> str:
+    """Put the verified staging copy in ``target``'s place; ``exchange`` or ``copy``.
+
+    When the two volumes are folders side by side (:func:`exchange_root`), the helper sees their
+    common folder and trades them in one atomic rename: the live volume then holds the verified
+    tree, the staging volume the old content, which goes when the staging volume is removed.
+    """
+    root = exchange_root(config, staging, target)
+    if root is not None:
+        mounts = {str(root): {"bind": "/volumes", "mode": "rw"}}
+        paths = ["--staging", f"/volumes/{staging}/_data", "--target", f"/volumes/{target}/_data"]
+        paths.append("--exchange")
+    else:
+        mounts = {
+            staging: {"bind": "/staging", "mode": "ro"},
+            target: {"bind": "/target", "mode": "rw"},
+        }
+        paths = ["--staging", "/staging", "--target", "/target"]
+    mounts[str(work)] = {"bind": "/work", "mode": "ro"}
+    manifest = ["--manifest", "/work/manifest.json", "--stamp", moment]
+    result = run_helper(config, ["swap", *paths, *manifest], mounts, image)
+    return str(result.get("method", "copy"))

@@ -53,6 +53,9 @@ os.link(f"{root}/d00/s0/f1.txt", f"{root}/hard-link")
 with open(f"{root}/big.bin", "wb") as out:
     for _ in range(50):
         out.write(os.urandom(1 << 20))
+os.makedirs(f"{root}/" + "/".join(["a-rather-long-folder-name"] * 8))
+open(f"{root}/" + "x" * 200, "w").write("a name longer than ustar's 100 bytes")
+open(f"{root}/caf\u00e9-\u65e5\u672c.md", "w").write("not ASCII")
 os.chmod(root, 0o750)
 """
 
@@ -86,8 +89,10 @@ def test_round_trip_restores_identical_tree(
 
     plan = operations.plan_restore(stack, archive, None)
     assert plan.volume == VOLUME
-    operations.apply_restore(stack, plan, image=base_image)
+    said: list[str] = []
+    operations.apply_restore(stack, plan, image=base_image, progress=said.append)
 
+    assert any(line.endswith("(exchange)") for line in said), said
     after = listing(docker_client, base_image, full)
     assert after == before
     assert "./link-dangling|l|777|0|0|nowhere/at/all" in after
@@ -186,6 +191,35 @@ def test_restore_while_the_service_runs(
     code, output = service.exec_run(["sh", "-c", "cat /app/data/state.json; ls -A /app/data"])
     assert code == 0
     assert output.decode().split() == ["first", "state.json", "sub"]
+
+
+def test_restore_copies_when_another_container_mounts_the_volume(
+    docker_client: Any, base_image: str, stack: StackConfig
+) -> None:
+    """A running container that is not the service keeps its mount: the swap must not trade
+    the volume's folder away under it, so the content is copied in (and it sees the result)."""
+    full = _create_volume(docker_client, stack)
+    shell_in_volume(docker_client, base_image, full, "echo kept > /data/a && mkdir /data/d")
+    archive = _backup(stack, base_image)
+    shell_in_volume(docker_client, base_image, full, "echo changed > /data/a && touch /data/b")
+    reader = docker_client.containers.run(
+        base_image,
+        ["sleep", "infinity"],
+        labels={"aiwf.project": stack.project},
+        volumes={full: {"bind": "/data", "mode": "ro"}},
+        detach=True,
+        network_mode="none",
+    )
+    try:
+        said: list[str] = []
+        plan = operations.plan_restore(stack, archive, None)
+        operations.apply_restore(stack, plan, image=base_image, progress=said.append)
+        assert any(line.endswith("(copy)") for line in said), said
+        code, output = reader.exec_run(["sh", "-c", "cat /data/a; ls -A /data"])
+        assert code == 0
+        assert output.decode().split() == ["kept", "a", "d"]
+    finally:
+        reader.remove(force=True)
 
 
 def _wait_for(predicate: Any, timeout: float = 60) -> None:
