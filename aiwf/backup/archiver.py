@@ -140,11 +140,14 @@ def compare(expected: list[Entry], actual: list[Entry], where: str, content: boo
         raise ArchiveError(f"{where} does not match its manifest: " + "; ".join(problems))
 
 
-def hash_file(path: Path) -> str:
+def hash_file(path: Path, flush: bool = False) -> str:
+    """sha256 of the file's content; with ``flush``, its data is on disk before this returns."""
     digest = hashlib.sha256()
     with open(path, "rb", buffering=0) as stream:
         while block := stream.read(CHUNK):
             digest.update(block)
+        if flush:
+            os.fdatasync(stream.fileno())
     return digest.hexdigest()
 
 
@@ -489,11 +492,14 @@ def read(
     expect_project: str | None = None,
     expect_volume: str | None = None,
     extract_to: Path | None = None,
+    durable: bool = False,
 ) -> ReadResult:
     """Stream ``archive`` once: check the header, hash every member, compare with the manifest.
 
-    With ``extract_to`` (an empty directory) the content is also written there, owners numeric.
-    Raises :class:`ArchiveError` with the reason: corrupt, truncated, foreign, tampered.
+    With ``extract_to`` (an empty directory) the content is also written there, owners numeric;
+    with ``durable`` too, each file's data is flushed to disk as it is checked, while the next
+    ones are written. Raises :class:`ArchiveError` with the reason: corrupt, truncated, foreign,
+    tampered.
     """
     process = _decompressor(archive)
     assert process.stdout is not None and process.stderr is not None
@@ -530,7 +536,7 @@ def read(
                     entry["sha256"] = _hash_content(reader, member)
                 else:
                     written = _write_content(reader, member, extract_to, entry)
-                    hashed.append((entry, hashing.submit(hash_file, written)))
+                    hashed.append((entry, hashing.submit(hash_file, written, durable)))
                 found.append(entry)
             while process.stdout.read(CHUNK):  # the zero padding after the end of the tar
                 pass
@@ -774,6 +780,24 @@ def _remove(path: Path) -> None:
 # --- command line (inside the helper container) ----------
 
 
+def _extract_command(arguments: argparse.Namespace) -> dict[str, Any]:
+    """Extract, check the tree written; then flush it and swap it in when asked."""
+    into: Path = arguments.into
+    outcome = read(arguments.archive, arguments.project, arguments.volume, into, arguments.durable)
+    # Every file was hashed as written; the tree on disk is now checked for type, size, mode,
+    # owner and link target (nothing missing, nothing extra).
+    compare(outcome.manifest["entries"], scan(into, False), "the restored copy", content=False)
+    if arguments.manifest_out is not None:
+        arguments.manifest_out.write_text(json.dumps(outcome.manifest))
+    if arguments.durable:  # the folders too are on disk before the live volume is touched
+        os.sync()
+    result = {"header": outcome.header, "entries": len(outcome.manifest["entries"])}
+    if arguments.swap_into is not None:
+        method = swap(into, arguments.swap_into, outcome.manifest, arguments.stamp, True)
+        result |= {"swapped": str(arguments.swap_into), "method": method}
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     """``create``, ``verify``, ``extract`` and ``swap``; one JSON line on stdout either way."""
     parser = argparse.ArgumentParser(prog="archiver")
@@ -795,6 +819,13 @@ def main(argv: list[str] | None = None) -> int:
             command.add_argument(
                 "--durable", action="store_true", help="Flush the copy to disk before answering."
             )
+            command.add_argument(
+                "--swap-into",
+                type=Path,
+                help="Then trade the checked copy with this folder of the same mount (a volume "
+                "nothing runs on).",
+            )
+            command.add_argument("--stamp", default="swap", help="Names the swap's leftovers.")
     swap_command = commands.add_parser("swap")
     swap_command.add_argument("--staging", type=Path, required=True)
     swap_command.add_argument("--target", type=Path, required=True)
@@ -813,19 +844,11 @@ def main(argv: list[str] | None = None) -> int:
                 arguments.level,
                 json.loads(arguments.header),
             )
-        elif arguments.command in ("verify", "extract"):
-            into = getattr(arguments, "into", None)
-            outcome = read(arguments.archive, arguments.project, arguments.volume, into)
-            if into is not None:
-                # Every file was hashed as written; the tree on disk is now checked for type,
-                # size, mode, owner and link target (nothing missing, nothing extra).
-                restored = scan(into, content=False)
-                compare(outcome.manifest["entries"], restored, "the restored copy", content=False)
-                if arguments.manifest_out is not None:
-                    arguments.manifest_out.write_text(json.dumps(outcome.manifest))
-                if arguments.durable:  # on disk before the live volume is touched
-                    os.sync()
+        elif arguments.command == "verify":
+            outcome = read(arguments.archive, arguments.project, arguments.volume)
             result = {"header": outcome.header, "entries": len(outcome.manifest["entries"])}
+        elif arguments.command == "extract":
+            result = _extract_command(arguments)
         else:
             manifest = json.loads(arguments.manifest.read_text())
             method = swap(

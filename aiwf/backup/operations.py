@@ -6,8 +6,11 @@ resume the service (always, on failure too), verify the archive on the host, ren
 name, record the verification, then prune by retention.
 
 A restore: verify the archive (refusing a corrupt, truncated or foreign one), extract it into a new
-staging volume and check it there, stop the service, swap the staging copy in (the old content is
-kept until the new one checks out), start the service again, remove the staging volume.
+staging volume, check it there and flush it to disk, stop the service, swap the staging copy in,
+start the service again, remove the staging volume (which then holds the old content). The swap
+trades the two volumes' folders in one atomic rename where the engine keeps them side by side, and
+copies otherwise (keeping the old content until the copy checks out); when nothing runs on the
+volume, one helper container extracts, checks and swaps.
 
 Example::
 
@@ -398,11 +401,11 @@ def _extract_into(
     archive: Path,
     volume: str,
     image: str,
-    manifest_out: Path | None = None,
-) -> None:
+    work: Path | None = None,
+) -> dict[str, Any]:
     """Extract ``archive`` into ``volume``, checking every checksum and the tree written.
 
-    With ``manifest_out`` (a file in a host directory) the archive's manifest is left there, and
+    With ``work`` (a host folder) the archive's manifest is left there as ``manifest.json``, and
     the copy is flushed to disk before this returns: it is about to replace live data.
     """
     mounts = {
@@ -411,10 +414,10 @@ def _extract_into(
     }
     arguments = ["extract", f"/archive/{archive.name}", "--project", config.project]
     arguments += ["--into", "/staging"]
-    if manifest_out is not None:
-        mounts[str(manifest_out.parent)] = {"bind": "/work", "mode": "rw"}
-        arguments += ["--manifest-out", f"/work/{manifest_out.name}", "--durable"]
-    run_helper(config, arguments, mounts, image)
+    if work is not None:
+        mounts[str(work)] = {"bind": "/work", "mode": "rw"}
+        arguments += ["--manifest-out", "/work/manifest.json", "--durable"]
+    return run_helper(config, arguments, mounts, image)
 
 
 def exchange_root(config: StackConfig, staging: str, target: str) -> Path | None:
@@ -457,14 +460,12 @@ class RestorePlan:
     checked: str
 
     def steps(self) -> list[str]:
-        lines = [
-            f"{self.checked} {self.archive.name} (volume {self.volume})",
-            "create a staging volume, extract the archive into it checking every checksum",
-        ]
-        if self.service_running:
-            lines.append(f"stop {self.service}")
+        lines = [f"{self.checked} {self.archive.name} (volume {self.volume})"]
         if not self.volume_exists:
             lines.append(f"create volume {self.docker_volume}")
+        lines.append("create a staging volume, extract the archive into it checking every checksum")
+        if self.service_running:
+            lines.append(f"stop {self.service}")
         lines.append(f"swap the staging copy into {self.docker_volume} (old content kept until ok)")
         if self.service_running:
             lines.append(f"start {self.service}")
@@ -518,21 +519,39 @@ def apply_restore(
     moment = store.stamp(dt.datetime.now(dt.UTC)).lower()
     work = backup_dir / f".restore-{moment}"
     work.mkdir(mode=0o700)
-    manifest_file = work / "manifest.json"
     with _scratch_volume(config, f"{plan.volume}-staging") as staging:
         try:
-            _extract_into(config, plan.archive, staging, image, manifest_file)
-            progress(f"extracted into {staging} and checked it")
             if not plan.volume_exists:
                 with engine_errors(f"creating volume {plan.docker_volume}"):
                     docker_client().volumes.create(
                         plan.docker_volume, labels={"aiwf.project": config.project}
                     )
+            root = exchange_root(config, staging, plan.docker_volume)
+            if root is not None:  # nothing runs on the volume: one helper does it all
+                swapped = _extract_and_exchange(config, plan, staging, root, moment, image)
+                progress(f"extracted into {staging}, checked it and swapped it in ({swapped})")
+                return
+            _extract_into(config, plan.archive, staging, image, work)
+            progress(f"extracted into {staging} and checked it")
             with quiesced(config, backup_dir, plan.service, "stop", progress):
                 swapped = _swap(config, staging, plan.docker_volume, work, moment, image)
                 progress(f"swapped the restored content into {plan.docker_volume} ({swapped})")
         finally:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _extract_and_exchange(
+    config: StackConfig, plan: RestorePlan, staging: str, root: Path, moment: str, image: str
+) -> str:
+    """Extract into ``staging``, check it, flush it, trade it with the live volume's folder."""
+    mounts = {
+        str(root): {"bind": "/volumes", "mode": "rw"},
+        str(plan.archive.parent): {"bind": "/archive", "mode": "ro"},
+    }
+    arguments = ["extract", f"/archive/{plan.archive.name}", "--project", config.project]
+    arguments += ["--into", f"/volumes/{staging}/_data", "--durable", "--stamp", moment]
+    arguments += ["--swap-into", f"/volumes/{plan.docker_volume}/_data"]
+    return str(run_helper(config, arguments, mounts, image).get("method", "copy"))
 
 
 def _swap(

@@ -184,7 +184,13 @@ def test_restore_while_the_service_runs(
     plan = operations.plan_restore(stack, archive, None)
     assert plan.service_running
     assert any(step.startswith("stop orchestrator") for step in plan.steps())
-    operations.apply_restore(stack, plan, image=base_image)
+    said: list[str] = []
+    operations.apply_restore(stack, plan, image=base_image, progress=said.append)
+    assert [line.split()[0] for line in said if line.startswith(("stopped", "swapped"))] == [
+        "stopped",
+        "swapped",
+    ]
+    assert any(line.endswith("(exchange)") for line in said), said
 
     service.reload()
     assert service.status == "running"
