@@ -735,6 +735,8 @@ def swap(
         if exchange(staging, target):
             if os.lstat(target).st_ino != verified:
                 raise ArchiveError(f"{target} is not the verified copy after the exchange")
+            _flush_folder(target.parent)
+            _flush_folder(staging.parent)
             return "exchange"
     _copy_swap(staging, target, manifest, stamp)
     return "copy"
@@ -780,6 +782,15 @@ def _remove(path: Path) -> None:
 # --- command line (inside the helper container) ----------
 
 
+def _flush_folder(path: Path) -> None:
+    """Put a folder's entries on disk (``fsync`` of the folder itself)."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 def _extract_command(arguments: argparse.Namespace) -> dict[str, Any]:
     """Extract, check the tree written; then flush it and swap it in when asked."""
     into: Path = arguments.into
@@ -789,8 +800,10 @@ def _extract_command(arguments: argparse.Namespace) -> dict[str, Any]:
     compare(outcome.manifest["entries"], scan(into, False), "the restored copy", content=False)
     if arguments.manifest_out is not None:
         arguments.manifest_out.write_text(json.dumps(outcome.manifest))
-    if arguments.durable:  # the folders too are on disk before the live volume is touched
-        os.sync()
+    if arguments.durable:  # every file was flushed as it was checked; now the folders
+        for entry in outcome.manifest["entries"]:
+            if entry["type"] == "dir":
+                _flush_folder(into / entry["path"])
     result = {"header": outcome.header, "entries": len(outcome.manifest["entries"])}
     if arguments.swap_into is not None:
         method = swap(into, arguments.swap_into, outcome.manifest, arguments.stamp, True)
