@@ -28,6 +28,8 @@ class AppContext:
 
     inventory: Path | None = None
     host: str | None = None
+    #: The arguments ``aiwf`` was run with (after the command name's global options moved).
+    command_line: tuple[str, ...] = ()
     console: Console = field(default_factory=lambda: Console(highlight=False))
     err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
 

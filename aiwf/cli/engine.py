@@ -91,32 +91,42 @@ def build(
         )
 
 
-def _print_outcome(app: AppContext, outcome: UpOutcome, dry_run: bool) -> None:
+def _outcome_lines(app: AppContext, outcome: UpOutcome, dry_run: bool) -> list[str]:
+    """What ``up`` tells the user (Rich markup); a settled run's lines are replayed verbatim."""
     from aiwf.engine.converge import stack_url
     from aiwf.engine.host import RESET_PASSWORD_HINT
 
     config = app.config
-    for note in outcome.notes:
-        app.console.print(f"note: {note}")
+    lines = [f"note: {note}" for note in outcome.notes]
     if dry_run:
-        changes = outcome.plan.changes()
-        if not changes and not outcome.plan.missing_images:
-            app.console.print("nothing to do: the stack is as configured")
-        for line in outcome.plan.lines():
-            app.console.print(f"  {line}")
-        return
+        if not outcome.plan.changes() and not outcome.plan.missing_images:
+            lines.append("nothing to do: the stack is as configured")
+        return lines + [f"  {line}" for line in outcome.plan.lines()]
     if not outcome.applied:
-        app.console.print("nothing to do: the stack is as configured")
-    else:
-        for step in outcome.applied:
-            app.console.print(f"  done: {step}")
+        lines.append("nothing to do: the stack is as configured")
+    lines += [f"  done: {step}" for step in outcome.applied]
     admin = config.services.tmux_sessions.admin_user
     if outcome.admin_password:
-        app.console.print(
+        lines.append(
             f"\nfirst login: user [bold]{admin}[/] password [bold]{outcome.admin_password}[/] "
             "(shown once; change it with: " + RESET_PASSWORD_HINT.format(user=admin) + ")"
         )
-    app.console.print(f"open {stack_url(config)} (user {admin})")
+    lines.append(f"open {stack_url(config)} (user {admin})")
+    return lines
+
+
+def _remember_if_settled(
+    app: AppContext, client: docker.DockerClient, outcome: UpOutcome, lines: list[str]
+) -> None:
+    """Keep the record that lets the next identical ``up`` answer at once (or drop it)."""
+    from aiwf.engine import settled
+
+    if outcome.settled:
+        settled.remember(
+            app.command_line, app.config, app.inventory, outcome.plan, client.api.api_version, lines
+        )
+    else:
+        settled.forget(app.command_line)
 
 
 def up(
@@ -128,8 +138,19 @@ def up(
     ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="The plan as JSON.")] = False,
     wait_lock: LockWait = 0,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full", help="Check everything, even when the last run found the stack settled."
+        ),
+    ] = False,
 ) -> None:
-    """Bring the stack to the configured state: create, recreate, reload or nothing."""
+    """Bring the stack to the configured state: create, recreate, reload or nothing.
+
+    A repeated ``up`` on a stack nothing has touched since answers from the record the last
+    settled run left (see ``aiwf.engine.settled``); ``--full`` checks everything again.
+    """
+    del full  # the replay is decided before this runs (aiwf.cli.entry); here all is checked
     from aiwf.engine.converge import up as converge_up
 
     app = AppContext.of(ctx)
@@ -155,7 +176,11 @@ def up(
             }
         )
         return
-    _print_outcome(app, outcome, dry_run)
+    lines = _outcome_lines(app, outcome, dry_run)
+    for line in lines:
+        app.console.print(line)
+    if not dry_run and not build_images:
+        _remember_if_settled(app, client, outcome, lines)
 
 
 def down(
@@ -219,7 +244,8 @@ def rebuild(ctx: typer.Context, services: ServicesArg = None, wait_lock: LockWai
         others = [s.service for s in outcome.plan.specs if s.service not in touched]
         if others:
             converge_restart(client, config, others, status, wait_lock)
-    _print_outcome(app, outcome, dry_run=False)
+    for line in _outcome_lines(app, outcome, dry_run=False):
+        app.console.print(line)
 
 
 def ps(

@@ -58,7 +58,8 @@ def root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True)] = False,
 ) -> None:
     """Deploy and operate the ai-workflow stack."""
-    app_context = AppContext(inventory=inventory, host=host)
+    app_context = ctx.obj if isinstance(ctx.obj, AppContext) else AppContext()
+    app_context.inventory, app_context.host = inventory, host
     ctx.obj = app_context
     wants_help = any(arg in ("--help", "-h") for arg in sys.argv[1:])
     if ctx.invoked_subcommand not in CONFIG_FREE_COMMANDS and not wants_help:
@@ -122,7 +123,7 @@ def hoist_global_options(args: Sequence[str], commands: Mapping[str, Any]) -> li
 
 def _register_commands() -> None:
     for module in pkgutil.iter_modules(aiwf.cli.__path__):
-        if module.name in ("main", "context"):
+        if module.name in ("main", "context", "entry"):
             continue
         loaded = importlib.import_module(f"aiwf.cli.{module.name}")
         register = getattr(loaded, "register", None)
@@ -161,7 +162,12 @@ def run(args: Sequence[str]) -> int:
     try:
         command = typer.main.get_command(app)
         args = hoist_global_options(args, getattr(command, "commands", {}))
-        result = command.main(args=list(args), prog_name="aiwf", standalone_mode=False)
+        result = command.main(
+            args=list(args),
+            prog_name="aiwf",
+            standalone_mode=False,
+            obj=AppContext(command_line=tuple(args)),
+        )
     except AiwfError as error:
         if debug:
             raise

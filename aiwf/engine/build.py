@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING
 
 from aiwf.config import StackConfig
 from aiwf.engine.base_images import BASE_REPOSITORY, ensure_base_image
-from aiwf.engine.desired import LABEL_SERVICE
 from aiwf.engine.docker_client import engine_errors
+from aiwf.engine.labels import LABEL_SERVICE
 from aiwf.errors import EngineError, UsageError
 from aiwf.paths import project_root, services_dir
 from aiwf.stack import ServiceSpec, desired_services

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING
 from aiwf.config import StackConfig
 from aiwf.engine import history
 from aiwf.engine.build import BuiltImage, build_images, image_tag, select_specs
-from aiwf.engine.desired import LABEL_PROJECT, DesiredContainer, desired_container
+from aiwf.engine.desired import DesiredContainer, desired_container
 from aiwf.engine.docker_client import engine_errors
+from aiwf.engine.labels import LABEL_PROJECT
 from aiwf.engine.nginx import reload_config
 from aiwf.engine.observe import ObservedStack, list_containers, observe
 from aiwf.engine.plan import Action, Step, changes, plan_stack
@@ -510,6 +511,13 @@ class UpOutcome:
     notes: list[str] = field(default_factory=list)
     admin_password: str | None = None
     built: dict[str, BuiltImage] = field(default_factory=dict)
+    #: Preparing the host changed something (a folder, a secret, the host tmux server).
+    host_changed: bool = False
+
+    @property
+    def settled(self) -> bool:
+        """Nothing was built, applied or changed on the host: the stack was as configured."""
+        return not (self.applied or self.built or self.host_changed)
 
 
 def stack_url(config: StackConfig) -> str:
@@ -590,7 +598,7 @@ def up(
         executor = Executor(client, config, say=say, status=status)
         applied = executor.apply(plan)
     notes = list(dict.fromkeys(report.notes))
-    return UpOutcome(plan, applied, notes, report.admin_password, built)
+    return UpOutcome(plan, applied, notes, report.admin_password, built, report.changed)
 
 
 def down(

@@ -25,12 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from aiwf.config import StackConfig
+from aiwf.engine.labels import LABEL_HASH, LABEL_IMAGE, LABEL_PROJECT, LABEL_SERVICE
 from aiwf.stack import SECRETS_MOUNT, Mount, ServiceSpec, secrets_dir, volume_name
 
-LABEL_PROJECT = "aiwf.project"
-LABEL_SERVICE = "aiwf.service"
-LABEL_HASH = "aiwf.hash"
-LABEL_IMAGE = "aiwf.image"
 _NANO = 1_000_000_000
 _SIZE = re.compile(r"^([0-9]+)([kmg]?)$")
 FileReader = Callable[[str], bytes | None]

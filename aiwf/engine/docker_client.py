@@ -57,6 +57,21 @@ def connect(timeout: int = API_TIMEOUT_S) -> docker.DockerClient:
     return client
 
 
+def connect_api(version: str, timeout: int = API_TIMEOUT_S) -> docker.APIClient:
+    """A low-level client speaking API ``version`` to :func:`engine_url`, without negotiating.
+
+    For callers that learnt the engine's version earlier (``client.api.api_version``) and want
+    to spare the ``/version`` round trip; the first real call tells whether the engine answers.
+    """
+    url = engine_url()
+    docker_py = _import_docker(ssh=url.startswith("ssh://"))
+    with engine_errors(f"connect to {url}"):
+        client: docker.APIClient = docker_py.APIClient(
+            base_url=url, version=version, timeout=timeout
+        )
+    return client
+
+
 def _import_docker(ssh: bool) -> Any:
     """Import docker-py; without paramiko unless the engine is reached over ssh.
 

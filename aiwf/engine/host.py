@@ -29,10 +29,20 @@ RESET_PASSWORD_HINT = (
 
 @dataclass
 class HostReport:
-    """What preparing the host did: notes to show, and the first user's password when new."""
+    """What preparing the host did: notes to show, and the first user's password when new.
+
+    ``changed`` tells a run that changed (or failed to change) something on the host from one
+    that only observed: only the latter may be replayed by a later ``up`` (:mod:`.settled`).
+    """
 
     notes: list[str] = field(default_factory=list)
     admin_password: str | None = None
+    changed: bool = False
+
+    def did(self, note: str) -> None:
+        """Note a change made on the host (or one that failed and must be tried again)."""
+        self.notes.append(note)
+        self.changed = True
 
 
 def write_private(path: Path, data: bytes) -> None:
@@ -72,7 +82,7 @@ def ensure_directories(config: StackConfig, report: HostReport) -> None:
         for folder, mode in host_directories(config).items():
             if not folder.is_dir():
                 folder.mkdir(parents=True, exist_ok=True)
-                report.notes.append(f"created {folder}")
+                report.did(f"created {folder}")
             if mode is not None and (folder.stat().st_mode & 0o777) != mode:
                 folder.chmod(mode)
     except OSError as error:
@@ -99,7 +109,7 @@ def _install_completion_command(config: StackConfig, report: HostReport) -> None
         return
     target.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(target, content)
-    report.notes.append(f"installed the /complete command as {target}")
+    report.did(f"installed the /complete command as {target}")
 
 
 def _copy_example_tickets(tickets: Path, report: HostReport) -> None:
@@ -112,7 +122,7 @@ def _copy_example_tickets(tickets: Path, report: HostReport) -> None:
             shutil.copy2(example, tickets / example.name)
             copied += 1
     if copied:
-        report.notes.append(f"copied {copied} example ticket(s) into {tickets}")
+        report.did(f"copied {copied} example ticket(s) into {tickets}")
 
 
 def _new_secret(name: str) -> bytes:
@@ -127,10 +137,13 @@ def ensure_secrets(config: StackConfig, report: HostReport) -> None:
     for name in GENERATED_SECRETS:
         path = folder / name
         if path.is_file() and path.stat().st_size > 0:
+            if path.stat().st_mode & 0o777 != 0o600:
+                path.chmod(0o600)
+                report.did(f"secret {name} was readable by others: its mode is 0600 again")
             continue
         value = _new_secret(name)
         write_private(path, value)
-        report.notes.append(f"generated secret {name}")
+        report.did(f"generated secret {name}")
         if name == "admin_password":
             report.admin_password = value.decode()
     plane = config.services.orchestrator.plane
@@ -156,7 +169,7 @@ def ensure_secrets(config: StackConfig, report: HostReport) -> None:
         current = path.read_bytes() if path.is_file() else None
         if current != key:
             write_private(path, key)
-            report.notes.append("stored the Plane API key in the secrets")
+            report.did("stored the Plane API key in the secrets")
 
 
 def ensure_certificate(config: StackConfig, report: HostReport) -> None:
@@ -166,7 +179,7 @@ def ensure_certificate(config: StackConfig, report: HostReport) -> None:
     from aiwf.certs import ensure_self_signed
 
     if ensure_self_signed(config):
-        report.notes.append(f"created a self-signed certificate in {config.paths.certs_dir}")
+        report.did(f"created a self-signed certificate in {config.paths.certs_dir}")
 
 
 def host_tmux_version() -> str | None:
@@ -207,9 +220,9 @@ def ensure_host_tmux(config: StackConfig, image_tmux: str | None, report: HostRe
         return  # a server answers on the socket already
     started = subprocess.run(host_tmux_command(socket), capture_output=True, text=True, check=False)
     if started.returncode != 0:
-        report.notes.append(f"could not start the host tmux server: {started.stderr.strip()}")
+        report.did(f"could not start the host tmux server: {started.stderr.strip()}")
         return
-    report.notes.append(f"started the host tmux server on {socket}; sessions outlive containers")
+    report.did(f"started the host tmux server on {socket}; sessions outlive containers")
 
 
 def prepare_host(config: StackConfig) -> HostReport:

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from aiwf.engine.desired import LABEL_HASH, LABEL_IMAGE, LABEL_PROJECT, LABEL_SERVICE
 from aiwf.engine.docker_client import engine_errors
+from aiwf.engine.labels import LABEL_HASH, LABEL_IMAGE, LABEL_PROJECT, LABEL_SERVICE
 
 if TYPE_CHECKING:
     import docker

@@ -367,7 +367,7 @@ def aiwf_command() -> list[str]:
     script = Path(sys.executable).parent / "aiwf"
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "from aiwf.cli.main import main; main()"]
+    return [sys.executable, "-c", "from aiwf.cli.entry import main; main()"]
 
 
 def run_aiwf(

@@ -112,7 +112,7 @@ class Stack:
             [
                 sys.executable,
                 "-c",
-                "from aiwf.cli.main import main; main()",
+                "from aiwf.cli.entry import main; main()",
                 "-i",
                 str(self.inventory),
                 *args,
