@@ -13,8 +13,9 @@ difference, or any doubt, and the full ``up`` runs and decides (``aiwf up --full
 What an inventory file reads besides its own files and the ``AIWF_*``, ``DOCKER_*`` and ``HOME``
 variables (and the variable ``api_key_env`` names) is not watched: a ``--full`` run sees it.
 
-The check costs a few hundred ``stat`` calls and five Engine API calls, through docker-py, with
-the API version taken from the record instead of negotiated. Example::
+The check costs a few hundred ``stat`` calls and one Engine API call per image plus three (the
+containers, the network, the volumes), through docker-py, with the API version taken from the
+record instead of negotiated. Example::
 
     lines = replay(sys.argv[1:])  # None: run the full ``up``
     if lines is not None:
@@ -60,7 +61,8 @@ def invocation_key(args: Sequence[str]) -> str | None:
     """A key naming this ``aiwf up`` (options, services, folder, environment), or None.
 
     None when the command line is not a plain ``up``: ``--dry-run``, ``--json``, ``--build``,
-    ``--full``, ``--help`` or anything unknown always take the full path.
+    ``--help`` or anything unknown always take the full path. ``--full`` is left out of the key:
+    ``up --full`` checks everything (:func:`replay` refuses it) and records for ``up``.
 
     Example: ``invocation_key(["-i", "inventory/prod.py", "up"])`` -> ``'3f9a...'``.
     """
@@ -77,6 +79,8 @@ def invocation_key(args: Sequence[str]) -> str | None:
                 index += 1
                 value = args[index]
             options["--inventory" if name == "-i" else name] = value
+        elif arg == "--full":
+            pass  # a full run refreshes the record of the same command line without it
         elif arg.startswith("-"):
             return None
         else:
@@ -283,7 +287,7 @@ def replay(args: Sequence[str]) -> list[str] | None:
     answer) is for the full ``up`` to find and report.
     """
     key = invocation_key(args)
-    if key is None:
+    if key is None or "--full" in args:
         return None
     try:
         record = json.loads((record_folder() / f"{key}.json").read_bytes())

@@ -25,11 +25,11 @@ REPLAY = (
 )
 
 
-def replayed(stack: Stack) -> list[str] | None:
+def replayed(stack: Stack, *options: str) -> list[str] | None:
     """What ``aiwf -i INVENTORY up`` would answer without loading the CLI (None: full path),
     asked from the same folder and environment :meth:`Stack.aiwf` runs ``aiwf`` with."""
     result = subprocess.run(
-        [sys.executable, "-c", REPLAY, "-i", str(stack.inventory), "up"],
+        [sys.executable, "-c", REPLAY, "-i", str(stack.inventory), "up", *options],
         capture_output=True,
         text=True,
         check=True,
@@ -57,6 +57,12 @@ def test_a_settled_up_answers_from_its_record(stack: Stack) -> None:
     again = stack.aiwf("up")  # through the console script's entry: the replay
     assert again.stdout.splitlines() == printed
     assert stack.container_ids() == ids
+
+    assert replayed(stack, "--full") is None
+    (stack.data_dir / "rendered" / "compose.yaml").unlink()
+    assert replayed(stack) is None
+    assert stack.aiwf("up", "--full").stdout.splitlines() == printed  # and records for ``up``
+    assert replayed(stack) == printed
 
 
 def _touch_inventory(stack: Stack) -> None:

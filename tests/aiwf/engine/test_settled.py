@@ -28,7 +28,6 @@ def test_the_same_up_written_differently_has_one_key() -> None:
         ["up", "--dry-run"],
         ["up", "--json"],
         ["up", "--build"],
-        ["up", "--full"],
         ["up", "--help"],
         ["up", "-i"],
         ["down"],
@@ -92,3 +91,7 @@ def test_no_record_means_the_full_up_runs(monkeypatch: pytest.MonkeyPatch, tmp_p
     key = settled.invocation_key(["up"])
     (folder / f"{key}.json").write_text("{not json")
     assert settled.replay(["up"]) is None
+
+
+def test_a_full_up_records_for_the_plain_one() -> None:
+    assert settled.invocation_key(["up", "--full"]) == settled.invocation_key(["up"])
