@@ -175,6 +175,14 @@ def _remove_stack(target: Target) -> None:
     subprocess.run(
         ["docker", "network", "rm", f"{target.project}-network"], capture_output=True, check=False
     )
+    tags = subprocess.run(
+        ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", f"{target.project}-*"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+    if tags:  # the tags only: the cached images under them stay for the next run
+        subprocess.run(["docker", "image", "rm", "--no-prune", *tags], capture_output=True)
     # the host tmux server ``aiwf up`` starts so that sessions outlive the container
     socket_path = target.tmp / "tmux" / "default"
     if socket_path.exists():
