@@ -10,8 +10,8 @@ the same engine:
   tar xzf /backup/x.tar.gz -C /data``
 * aiwf, backup:   plan + apply (helper container, tar | zstd -T0 -3, manifest with sha256 of every
   file, then a full verification pass on the host, rename, verification record)
-* aiwf, restore:  plan (full verification) + apply (extract into a staging volume and check it,
-  swap into the volume with ``cp -a`` and check again)
+* aiwf, restore:  plan (header check of the verified archive) + apply (extract into a staging
+  volume hashing every file, flush it, check the tree, exchange the two volumes' folders)
 
 Run: ``.venv/bin/python bench/operations/bench_backup.py [--runs 3]``
 """
