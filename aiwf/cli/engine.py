@@ -121,12 +121,22 @@ def _remember_if_settled(
     """Keep the record that lets the next identical ``up`` answer at once (or drop it)."""
     from aiwf.engine import settled
 
-    if outcome.settled:
-        settled.remember(
-            app.command_line, app.config, app.inventory, outcome.plan, client.api.api_version, lines
+    try:
+        if outcome.settled:
+            settled.remember(
+                app.command_line,
+                app.config,
+                app.inventory,
+                outcome.plan,
+                client.api.api_version,
+                lines,
+            )
+        else:
+            settled.forget(app.command_line)
+    except OSError as error:  # a shortcut lost, nothing else: the next up checks everything
+        app.err.print(
+            f"note: cannot keep the record of this run in {settled.record_folder()}: {error}"
         )
-    else:
-        settled.forget(app.command_line)
 
 
 def up(

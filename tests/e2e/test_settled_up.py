@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -111,3 +112,14 @@ def test_an_up_in_progress_is_never_answered_for(stack: Stack) -> None:
     finally:
         lock.write_text("")
     assert replayed(stack) is not None
+
+
+def test_a_record_that_cannot_be_kept_costs_only_the_shortcut(stack: Stack, tmp_path: Path) -> None:
+    settle(stack)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+
+    result = stack.aiwf("up", env={"XDG_CACHE_HOME": str(blocker)})
+
+    assert "nothing to do" in result.stdout
+    assert "cannot keep the record of this run" in result.stderr
