@@ -107,7 +107,7 @@ def test_wheel_is_reproducible_and_installable(tmp_path: Path) -> None:
         entry_points = wheel.read(next(n for n in names if n.endswith("entry_points.txt")))
         assert wheel.testzip() is None
     assert "aiwf/deploy/stack.py" in names
-    assert b"aiwf = aiwf.cli.main:main" in entry_points
+    assert b"aiwf = aiwf.cli.entry:main" in entry_points
     target = tmp_path / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), first],
