@@ -142,8 +142,9 @@ def quiesced(
 
 
 def recover_interrupted(config: StackConfig, backup_dir: Path, progress: Progress) -> None:
-    """Undo what a killed run left: its helper container, partial archives, a paused service."""
-    with engine_errors("removing helper containers of interrupted runs"):
+    """Undo what a killed run left: its helper container and scratch volumes, partial archives,
+    a paused service."""
+    with engine_errors("removing helper containers and volumes of interrupted runs"):
         helpers = docker_client().containers.list(
             all=True,
             filters={"label": [f"aiwf.project={config.project}", f"aiwf.role={HELPER_ROLE}"]},
@@ -152,6 +153,13 @@ def recover_interrupted(config: StackConfig, backup_dir: Path, progress: Progres
             if not store.alive(int(helper.labels.get("aiwf.pid", "0"))):
                 helper.remove(force=True)
                 progress(f"removed helper container {helper.name} of an interrupted run")
+        scratch = docker_client().volumes.list(
+            filters={"label": [f"aiwf.project={config.project}", f"aiwf.role={HELPER_ROLE}"]}
+        )
+        for volume in scratch:  # a staging copy, or after its swap the content it replaced
+            if not store.alive(int((volume.attrs.get("Labels") or {}).get("aiwf.pid", "0"))):
+                volume.remove(force=True)
+                progress(f"removed volume {volume.name} of an interrupted run")
     for partial in store.stale_partials(backup_dir):
         partial.unlink(missing_ok=True)
         progress(f"removed {partial.name}, left by an interrupted backup")
@@ -387,8 +395,13 @@ def restore_test(
 def _scratch_volume(config: StackConfig, purpose: str) -> Iterator[str]:
     name = f"{config.project}_{purpose}-{store.stamp(dt.datetime.now(dt.UTC)).lower()}"
     client = docker_client()
+    labels = {
+        "aiwf.project": config.project,
+        "aiwf.role": HELPER_ROLE,
+        "aiwf.pid": str(os.getpid()),
+    }
     with engine_errors(f"creating volume {name}"):
-        volume = client.volumes.create(name, labels={"aiwf.project": config.project})
+        volume = client.volumes.create(name, labels=labels)
     try:
         yield name
     finally:

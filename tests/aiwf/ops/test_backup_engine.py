@@ -278,3 +278,26 @@ def test_killed_backup_leaves_no_archive_and_the_service_running(
         all=True, filters={"label": [f"aiwf.project={stack.project}", "aiwf.role=backup-helper"]}
     )
     assert helpers == []
+
+
+def test_volumes_left_by_an_interrupted_restore_are_removed_by_the_next_run(
+    docker_client: Any, stack: StackConfig, tmp_path: Path
+) -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    labels = {"aiwf.project": stack.project, "aiwf.role": operations.HELPER_ROLE}
+    left = docker_client.volumes.create(
+        f"{stack.project}_x-staging-left", labels={**labels, "aiwf.pid": str(gone.pid)}
+    )
+    running = docker_client.volumes.create(
+        f"{stack.project}_x-staging-running", labels={**labels, "aiwf.pid": str(os.getpid())}
+    )
+    said: list[str] = []
+
+    operations.recover_interrupted(stack, tmp_path, said.append)
+
+    names = {volume.name for volume in docker_client.volumes.list()}
+    assert left.name not in names
+    assert running.name in names
+    assert said == [f"removed volume {left.name} of an interrupted run"]
+    running.remove(force=True)
