@@ -16,17 +16,19 @@ from tmux_sessions.core.config import Settings
 from tmux_sessions.core.secrets import Secrets
 from tmux_sessions.ratelimit import LoginRateLimiter
 from tmux_sessions.sessions import InvalidSessionRequestError, SessionManager, UnknownSessionError
+from tmux_sessions.shutdown import Shutdown
 from tmux_sessions.store import SessionStore
-from tmux_sessions.tmux import DuplicateSessionError, Tmux, TmuxError
+from tmux_sessions.tmux import DuplicateSessionError, Tmux, TmuxError, TmuxUnavailableError
+from tmux_sessions.unavailable import retry_after_header, unavailable_detail
 from tmux_sessions.users import UserStore
 
 log = logging.getLogger("tmux_sessions")
 
 
-def build_context(settings: Settings) -> AppContext:
+def build_context(settings: Settings, shutdown: Shutdown | None = None) -> AppContext:
     """Read secrets and state files; raises SecretFileError/StateFileError with a clear line."""
     secrets = Secrets.load(settings)
-    tmux = Tmux(settings.tmux_socket, settings.tmux_binary)
+    tmux = Tmux(settings.tmux_socket, settings.tmux_binary, shutdown=shutdown)
     tmux.prepare_socket_directory()
     users = UserStore(settings.users_file)
     created = users.ensure_bootstrap_user(settings.bootstrap_user, secrets.bootstrap_password)
@@ -58,12 +60,13 @@ def _one_sentence(error: RequestValidationError) -> str:
     return "; ".join(problems)
 
 
-def _detail(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"detail": message}, status_code=status)
+def _detail(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": message}, status_code=status, headers=headers)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    context = build_context(settings or Settings())
+def create_app(settings: Settings | None = None, shutdown: Shutdown | None = None) -> FastAPI:
+    """The application; ``shutdown`` is set by the server when it is told to stop."""
+    context = build_context(settings or Settings(), shutdown)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -93,6 +96,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(DuplicateSessionError)
     async def _duplicate(_: Request, error: DuplicateSessionError) -> JSONResponse:
         return _detail(409, f"{error}; pick another name.")
+
+    @app.exception_handler(TmuxUnavailableError)
+    async def _tmux_unavailable(_: Request, error: TmuxUnavailableError) -> JSONResponse:
+        log.warning("answered 503: %s", error)
+        return _detail(503, unavailable_detail(error), retry_after_header())
 
     @app.exception_handler(TmuxError)
     async def _tmux(_: Request, error: TmuxError) -> JSONResponse:

@@ -16,11 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from tmux_sessions.shutdown import Shutdown
 
 ID_OPTION = "@aiwf_id"
 FIELD_SEPARATOR = "\t"
@@ -36,10 +39,17 @@ LIST_FORMAT = FIELD_SEPARATOR.join(
 # tmux refuses a command line over 16 KiB, so long input goes in parts.
 SEND_CHUNK_BYTES = 8 * 1024
 NO_SERVER_MARKERS = ("no server running", "error connecting to", "no sessions")
+# What a tmux client says when its server exits or dies while it waits for an answer.
+SERVER_GONE_MARKERS = ("server exited", "lost server")
 
 
 class TmuxError(RuntimeError):
     """tmux refused a command; the message is tmux's own."""
+
+
+class TmuxUnavailableError(TmuxError):
+    """tmux could not answer for now: its client was ended by a signal, its server went away
+    mid-command, or the service is shutting down. Asking again shortly is the remedy."""
 
 
 class DuplicateSessionError(TmuxError):
@@ -86,10 +96,17 @@ def split_utf8(text: str, limit: int) -> list[str]:
 class Tmux:
     """One tmux server, named by its socket path."""
 
-    def __init__(self, socket: Path, binary: str = "tmux", timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        socket: Path,
+        binary: str = "tmux",
+        timeout: float = 10.0,
+        shutdown: Shutdown | None = None,
+    ) -> None:
         self.socket = socket
         self.binary = binary
         self.timeout = timeout
+        self.shutdown = shutdown or Shutdown()
 
     def prepare_socket_directory(self) -> None:
         """Create the socket's directory (0700) as tmux does for its default socket; with
@@ -133,16 +150,35 @@ class Tmux:
             stdout = out.read().decode(errors="replace")
             stderr = err.read().decode(errors="replace").strip()
         if check and code != 0:
-            raise TmuxError(stderr or f"tmux {args[0]} exited with {code}")
+            raise self.failure(args[0], code, stderr)
         return code, stdout, stderr
+
+    def failure(self, command: str, code: int, stderr: str) -> TmuxError:
+        """The error for a tmux command that exited with ``code``: TmuxUnavailableError when
+        the failure is passing (signal, server going away, our shutdown), else TmuxError.
+
+        Example: ``failure("list-sessions", -15, "")`` is TmuxUnavailableError
+        "tmux list-sessions was ended by SIGTERM".
+        """
+        if code < 0:
+            name = signal.Signals(-code).name if -code in signal.valid_signals() else -code
+            return TmuxUnavailableError(f"tmux {command} was ended by {name}")
+        if any(marker in stderr for marker in SERVER_GONE_MARKERS):
+            return TmuxUnavailableError(f"the tmux server went away during {command}: {stderr}")
+        if self.shutdown.begun:
+            return TmuxUnavailableError(f"tmux {command} was cut short by the service shutdown")
+        return TmuxError(stderr or f"tmux {command} exited with {code}")
 
     async def list_sessions(self) -> list[TmuxSession]:
         """Every session of the server; an empty list when no server runs."""
         code, out, err = await self.run("list-sessions", "-F", LIST_FORMAT, check=False)
+        if self.shutdown.begun:
+            # A client that got the stop signal too exits 0 with nothing printed.
+            raise TmuxUnavailableError("tmux list-sessions was cut short by the service shutdown")
         if code != 0:
-            if any(marker in err for marker in NO_SERVER_MARKERS):
+            if code > 0 and any(marker in err for marker in NO_SERVER_MARKERS):
                 return []
-            raise TmuxError(err or f"tmux list-sessions exited with {code}")
+            raise self.failure("list-sessions", code, err)
         sessions = []
         for line in out.splitlines():
             fields = line.split(FIELD_SEPARATOR)
@@ -182,7 +218,7 @@ class Tmux:
         if code != 0:
             if "duplicate session" in err:
                 raise DuplicateSessionError(f"a tmux session named {name!r} exists already")
-            raise TmuxError(err or f"tmux new-session exited with {code}")
+            raise self.failure("new-session", code, err)
 
     async def set_aiwf_id(self, tmux_id: str, aiwf_id: str) -> None:
         await self._on_session(tmux_id, "set-option", "-t", tmux_id, ID_OPTION, aiwf_id)
@@ -200,9 +236,12 @@ class Tmux:
     async def _on_session(self, tmux_id: str, *args: str) -> None:
         code, _, err = await self.run(*args, check=False)
         if code != 0:
+            failure = self.failure(args[0], code, err)
+            if isinstance(failure, TmuxUnavailableError):
+                raise failure
             if "can't find" in err or any(marker in err for marker in NO_SERVER_MARKERS):
                 raise SessionNotFoundError(f"tmux session {tmux_id} is gone")
-            raise TmuxError(err or f"tmux {args[0]} exited with {code}")
+            raise failure
 
     async def problem(self) -> str | None:
         """Why tmux is not usable on this socket, or None (a server with no sessions is fine)."""

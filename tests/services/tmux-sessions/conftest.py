@@ -41,6 +41,9 @@ class Service:
 
     root: Path
     extra_env: dict[str, str] = field(default_factory=dict)
+    # In a process group of its own, as PID 1 of a container is: a stop signal sent to the
+    # group reaches the service and the tmux clients it runs, not pytest.
+    own_process_group: bool = False
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
 
@@ -91,7 +94,11 @@ class Service:
         self.port = free_port()
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tmux_sessions"], env=self.env(), stdout=log, stderr=log
+            [sys.executable, "-m", "tmux_sessions"],
+            env=self.env(),
+            stdout=log,
+            stderr=log,
+            start_new_session=self.own_process_group,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -182,6 +189,15 @@ def service_root() -> Iterator[Path]:
 def service(service_root: Path) -> Iterator[Service]:
     """A service of the test's own: fresh users, sessions, rate limits and tmux server."""
     running = Service(service_root)
+    running.start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def own_group_service(service_root: Path) -> Iterator[Service]:
+    """A service in a process group of its own, for tests that signal the whole group."""
+    running = Service(service_root, own_process_group=True)
     running.start()
     yield running
     running.stop()

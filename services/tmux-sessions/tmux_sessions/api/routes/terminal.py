@@ -21,21 +21,34 @@ from tmux_sessions.frames import FrameError, parse_frame
 from tmux_sessions.models import MAX_INPUT_BYTES, InputFrame
 from tmux_sessions.sessions import UnknownSessionError
 from tmux_sessions.terminal import InputOverflowError, PtyClient
-from tmux_sessions.tmux import subprocess_environment
+from tmux_sessions.tmux import TmuxError, TmuxUnavailableError, subprocess_environment
+from tmux_sessions.unavailable import retry_after_header, unavailable_detail
 
 router = APIRouter(tags=["terminal"])
 log = logging.getLogger(__name__)
 READ_ONLY_MESSAGE = FrameError("this viewer is read-only (mode=view); input is ignored")
+CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
+CLOSE_INTERNAL_ERROR = 1011
+CLOSE_SERVICE_RESTART = 1012
 CLOSE_TRY_AGAIN_LATER = 1013
 
 
-async def deny(websocket: WebSocket, status: int, detail: str) -> None:
-    """Refuse the handshake with an HTTP status and ``{"detail": ...}``."""
+async def deny(
+    websocket: WebSocket,
+    status: int,
+    detail: str,
+    *,
+    close_code: int = CLOSE_POLICY,
+    headers: dict[str, str] | None = None,
+) -> None:
+    """Refuse the handshake with an HTTP status and ``{"detail": ...}``; a server without
+    the denial-response extension closes with ``close_code`` instead."""
+    response = JSONResponse({"detail": detail}, status_code=status, headers=headers)
     try:
-        await websocket.send_denial_response(JSONResponse({"detail": detail}, status_code=status))
-    except RuntimeError:  # server without the denial-response extension
-        await websocket.close(code=1008, reason=detail[:120])
+        await websocket.send_denial_response(response)
+    except RuntimeError:
+        await websocket.close(code=close_code, reason=detail[:120])
 
 
 def _size(value: str | None, default: int) -> int:
@@ -63,6 +76,16 @@ async def terminal(websocket: WebSocket, session_id: str) -> None:
         record = await context.sessions.get(session_id, alive_only=True)
     except UnknownSessionError:
         await deny(websocket, 404, f"No live session {session_id!r}.")
+        return
+    except TmuxUnavailableError as error:
+        log.warning("refused a terminal with 503: %s", error)
+        detail = unavailable_detail(error)
+        await deny(
+            websocket, 503, detail, close_code=CLOSE_SERVICE_RESTART, headers=retry_after_header()
+        )
+        return
+    except TmuxError as error:
+        await deny(websocket, 502, f"tmux refused: {error}", close_code=CLOSE_INTERNAL_ERROR)
         return
     assert record.tmux_id is not None
     read_only = mode == "view"
