@@ -84,6 +84,8 @@ class RenderContext:
     services_dir: str = field(default_factory=lambda: str(services_dir()))
     #: The engine's data root; named volumes live under ``<docker_root>/volumes``.
     docker_root: str = "/var/lib/docker"
+    #: Whether ``paths.claude_json`` is a file where the stack runs; ``None``: look here.
+    claude_json_present: bool | None = None
 
     @classmethod
     def for_stack(cls, config: StackConfig) -> RenderContext:
@@ -226,7 +228,7 @@ def optional_services(config: StackConfig) -> list[ServiceSpec]:
 def render_compose(config: StackConfig, context: RenderContext) -> str:
     """The compose file: the same containers the engine runs, from :func:`desired_services`."""
     specs: list[tuple[ServiceSpec, tuple[str, ...]]]
-    specs = [(spec, ()) for spec in desired_services(config)]
+    specs = [(spec, ()) for spec in desired_services(config, context.claude_json_present)]
     specs += [(spec, (SPEECH_PROFILE,)) for spec in optional_services(config)]
     volumes = dict(stack_volumes(config))
     for spec, _profiles in specs:

@@ -126,7 +126,22 @@ def _tmux_sessions(config: StackConfig) -> tuple[dict[str, str], list[Mount], li
     return env, mounts, ["session_key", "service_token", "admin_password"]
 
 
-def _orchestrator(config: StackConfig) -> tuple[dict[str, str], list[Mount], list[str]]:
+def claude_json_mounted(config: StackConfig, present: bool | None = None) -> bool:
+    """Whether the orchestrator mounts ``paths.claude_json``: only a file that exists where the
+    containers run can be mounted (a missing one would become an empty folder).
+
+    ``present`` is what a deploy found on its host; ``None`` looks on this machine, where
+    ``aiwf up`` runs. Example: ``claude_json_mounted(config, present=False)`` -> ``False``.
+    """
+    path = config.paths.claude_json
+    if path is None:
+        return False
+    return path.is_file() if present is None else present
+
+
+def _orchestrator(
+    config: StackConfig, claude_json_present: bool | None = None
+) -> tuple[dict[str, str], list[Mount], list[str]]:
     svc, paths = config.services.orchestrator, config.paths
     tmux_port = config.services.tmux_sessions.port
     env = {
@@ -170,7 +185,7 @@ def _orchestrator(config: StackConfig) -> tuple[dict[str, str], list[Mount], lis
     if plane.api_key_env or plane.api_key_file:
         env["ORCHESTRATOR_PLANE_API_KEY_FILE"] = _secret_env("plane_api_key")
         secrets.append("plane_api_key")
-    if paths.claude_json and paths.claude_json.is_file():
+    if paths.claude_json and claude_json_mounted(config, claude_json_present):
         mounts.append(
             Mount(source=str(paths.claude_json), target="/app/config/claude.json", read_only=True)
         )
@@ -237,11 +252,19 @@ def _dependencies(config: StackConfig, service: str) -> tuple[str, ...]:
     return tuple(name for name in wanted if name in enabled)
 
 
-def desired_services(config: StackConfig) -> list[ServiceSpec]:
-    """The containers of the stack, in dependency order, as the config asks for them."""
+def desired_services(
+    config: StackConfig, claude_json_present: bool | None = None
+) -> list[ServiceSpec]:
+    """The containers of the stack, in dependency order, as the config asks for them.
+
+    ``claude_json_present``: see :func:`claude_json_mounted`.
+    """
     builders = {
         "tmux-sessions": (_tmux_sessions, _python_probe(config.services.tmux_sessions.port)),
-        "orchestrator": (_orchestrator, _python_probe(config.services.orchestrator.port)),
+        "orchestrator": (
+            lambda c: _orchestrator(c, claude_json_present),
+            _python_probe(config.services.orchestrator.port),
+        ),
         "whisper": (_whisper, _python_probe(config.services.whisper.port)),
         "dashboard": (
             lambda _c: ({}, [], []),

@@ -29,6 +29,7 @@ from pyinfra.api.host import Host
 from pyinfra.api.operation import OperationMeta
 from pyinfra.context import ctx_host, host
 from pyinfra.facts.deb import DebPackages
+from pyinfra.facts.files import File
 from pyinfra.operations import apt, files, server, systemd
 
 from aiwf.config import StackConfig, validate
@@ -257,8 +258,10 @@ def rendered_files(config: StackConfig, layout: RemoteLayout) -> None:
     """nginx.conf and the compose file where the containers read them; logrotate's file."""
     from aiwf.render import RenderContext, render_all
 
+    claude_json = config.paths.claude_json
+    present = claude_json is not None and bool(host.get_fact(File, path=str(claude_json)))
     context = RenderContext.for_stack(config).with_changes(
-        services_dir=str(layout.source / "services")
+        services_dir=str(layout.source / "services"), claude_json_present=present
     )
     texts = render_all(config, context)
     for name, text in texts.items():

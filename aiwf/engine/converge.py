@@ -27,7 +27,13 @@ from aiwf.engine.observe import ObservedStack, list_containers, observe
 from aiwf.engine.plan import Action, Step, changes, plan_stack
 from aiwf.errors import EngineError
 from aiwf.files import write_atomic
-from aiwf.stack import ServiceSpec, image_name, rendered_dir, stack_volumes
+from aiwf.stack import (
+    ServiceSpec,
+    claude_json_mounted,
+    image_name,
+    rendered_dir,
+    stack_volumes,
+)
 
 if TYPE_CHECKING:
     import docker
@@ -71,8 +77,7 @@ def render_key(config: StackConfig) -> str:
     from aiwf.paths import templates_dir
 
     digest = hashlib.sha256(config.model_dump_json().encode())
-    claude_json = config.paths.claude_json
-    digest.update(b"claude.json present" if claude_json and claude_json.is_file() else b"-")
+    digest.update(b"claude.json present" if claude_json_mounted(config) else b"-")
     code = Path(aiwf.stack.__file__).parent
     for path in [
         code / "render.py",

@@ -315,3 +315,26 @@ def test_local_ticket_source_gives_the_daemon_no_plane_settings(tmp_path: Path) 
         targets = {mount["target"] for mount in orchestrator["volumes"]}
         assert ("PLANE_API_URL" in orchestrator["environment"]) is plane_expected
         assert ("/app/config/claude.json" in targets) is plane_expected
+
+
+def _claude_json_mounted(compose: dict[str, Any]) -> bool:
+    volumes = compose["services"]["orchestrator"].get("volumes", [])
+    return any("/app/config/claude.json" in str(volume) for volume in volumes)
+
+
+def test_claude_json_is_mounted_where_it_exists_on_the_host_that_runs_the_stack(
+    make_config: Make, tmp_path: Path
+) -> None:
+    config = make_config()
+    claude_json = config.paths.claude_json
+    assert claude_json == tmp_path / "home" / ".claude.json"
+    context = RenderContext.for_stack(config)
+    assert not _claude_json_mounted(_compose(config))  # not on this machine
+    # A deploy renders here for another host: what that host has decides.
+    assert _claude_json_mounted(_compose(config, context.with_changes(claude_json_present=True)))
+    claude_json.parent.mkdir(parents=True)
+    claude_json.write_text("{}")
+    assert _claude_json_mounted(_compose(config))
+    assert not _claude_json_mounted(
+        _compose(config, context.with_changes(claude_json_present=False))
+    )
