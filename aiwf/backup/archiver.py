@@ -561,6 +561,8 @@ def read(
         raise ArchiveError(f"{archive.name}: empty archive")
     if manifest is None:
         raise ArchiveError(f"{archive.name}: truncated, no manifest at its end")
+    if not isinstance(manifest.get("entries"), list):
+        raise ArchiveError(f"{archive.name}: its manifest lists no entries")
     for key in ("project", "volume", "created"):
         if manifest.get(key) != header.get(key):
             raise ArchiveError(f"{archive.name}: manifest and header disagree on {key}")

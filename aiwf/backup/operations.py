@@ -415,7 +415,7 @@ def _extract_into(
     volume: str,
     image: str,
     work: Path | None = None,
-) -> dict[str, Any]:
+) -> None:
     """Extract ``archive`` into ``volume``, checking every checksum and the tree written.
 
     With ``work`` (a host folder) the archive's manifest is left there as ``manifest.json``, and
@@ -430,14 +430,14 @@ def _extract_into(
     if work is not None:
         mounts[str(work)] = {"bind": "/work", "mode": "rw"}
         arguments += ["--manifest-out", "/work/manifest.json", "--durable"]
-    return run_helper(config, arguments, mounts, image)
+    run_helper(config, arguments, mounts, image)
 
 
 def exchange_root(config: StackConfig, staging: str, target: str) -> Path | None:
     """The folder holding both volumes' folders when they can trade places in one rename.
 
     That is so for two volumes of the engine's ``local`` driver without options (plain folders
-    ``<root>/<name>/_data`` on one filesystem) that no running container mounts but the helper.
+    ``<root>/<name>/_data`` on one filesystem) that no running or paused container mounts.
     Otherwise None, and the swap copies.
 
     Example: ``/var/lib/docker/volumes`` for ``ai-workflow_plane-orchestrator-data``.
@@ -445,8 +445,8 @@ def exchange_root(config: StackConfig, staging: str, target: str) -> Path | None
     client = docker_client()
     with engine_errors(f"inspecting volumes {staging} and {target}"):
         details = [client.api.inspect_volume(name) for name in (staging, target)]
-        users = client.api.containers(filters={"volume": target, "status": "running"})
-    if users:
+        users = client.api.containers(all=True, filters={"volume": target})
+    if any(user.get("State") in ("running", "paused", "restarting") for user in users):
         return None
     roots = set()
     for detail in details:
@@ -564,7 +564,7 @@ def _extract_and_exchange(
     arguments = ["extract", f"/archive/{plan.archive.name}", "--project", config.project]
     arguments += ["--into", f"/volumes/{staging}/_data", "--durable", "--stamp", moment]
     arguments += ["--swap-into", f"/volumes/{plan.docker_volume}/_data"]
-    return str(run_helper(config, arguments, mounts, image).get("method", "copy"))
+    return str(run_helper(config, arguments, mounts, image)["method"])
 
 
 def _swap(
@@ -589,5 +589,4 @@ def _swap(
         paths = ["--staging", "/staging", "--target", "/target"]
     mounts[str(work)] = {"bind": "/work", "mode": "ro"}
     manifest = ["--manifest", "/work/manifest.json", "--stamp", moment]
-    result = run_helper(config, ["swap", *paths, *manifest], mounts, image)
-    return str(result.get("method", "copy"))
+    return str(run_helper(config, ["swap", *paths, *manifest], mounts, image)["method"])

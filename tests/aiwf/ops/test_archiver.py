@@ -109,3 +109,13 @@ def test_a_member_outside_the_data_folder_is_refused(tmp_path: Path) -> None:
     with pytest.raises(archiver.ArchiveError, match="unexpected member"):
         archiver.read(archive, extract_to=into)
     assert list(into.iterdir()) == []
+
+
+def test_a_manifest_without_entries_is_refused(tmp_path: Path) -> None:
+    manifest = {**HEADER, "format": archiver.FORMAT}
+    archive = _compressed(
+        tmp_path, [_header_member(), _file(archiver.MANIFEST_NAME, json.dumps(manifest).encode())]
+    )
+
+    with pytest.raises(archiver.ArchiveError, match="lists no entries"):
+        archiver.read(archive)

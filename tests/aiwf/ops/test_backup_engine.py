@@ -199,8 +199,9 @@ def test_restore_while_the_service_runs(
     assert output.decode().split() == ["first", "state.json", "sub"]
 
 
+@pytest.mark.parametrize("paused", [False, True], ids=["running", "paused"])
 def test_restore_copies_when_another_container_mounts_the_volume(
-    docker_client: Any, base_image: str, stack: StackConfig
+    docker_client: Any, base_image: str, stack: StackConfig, paused: bool
 ) -> None:
     """A running container that is not the service keeps its mount: the swap must not trade
     the volume's folder away under it, so the content is copied in (and it sees the result)."""
@@ -217,10 +218,14 @@ def test_restore_copies_when_another_container_mounts_the_volume(
         network_mode="none",
     )
     try:
+        if paused:
+            reader.pause()
         said: list[str] = []
         plan = operations.plan_restore(stack, archive, None)
         operations.apply_restore(stack, plan, image=base_image, progress=said.append)
         assert any(line.endswith("(copy)") for line in said), said
+        if paused:
+            reader.unpause()
         code, output = reader.exec_run(["sh", "-c", "cat /data/a; ls -A /data"])
         assert code == 0
         assert output.decode().split() == ["kept", "a", "d"]
