@@ -43,8 +43,8 @@ if TYPE_CHECKING:
 RECORD_FORMAT = 1
 #: Records of command lines not used for this long are removed when a new one is written.
 STALE_AFTER_S = 30 * 24 * 3600
-#: Options of ``aiwf up`` (and of ``aiwf`` itself) that take a value; the rest of the command
-#: line is service names, ``--full`` (which refuses the replay) or anything else (which too).
+#: Options of ``aiwf up`` (and of ``aiwf`` itself) that take a value. Besides them a replayable
+#: command line holds only service names and ``--full``; any other option means no key.
 _VALUE_OPTIONS = ("--inventory", "-i", "--host", "--wait-lock")
 _WATCHED_VARIABLES = ("AIWF_", "DOCKER_")
 
