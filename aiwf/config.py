@@ -35,8 +35,16 @@ from pydantic import (
 from aiwf.errors import ConfigError
 from aiwf.paths import project_root
 
-#: The five services of the stack, in dependency order (each starts after those before it).
-SERVICE_NAMES: tuple[str, ...] = ("tmux-sessions", "orchestrator", "whisper", "dashboard", "nginx")
+#: The services of the stack, in dependency order (each starts after those before it). The
+#: ``sandbox`` is where agents and web terminals run; the five others serve the web stack.
+SERVICE_NAMES: tuple[str, ...] = (
+    "sandbox",
+    "tmux-sessions",
+    "orchestrator",
+    "whisper",
+    "dashboard",
+    "nginx",
+)
 
 _DOMAIN_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -122,8 +130,8 @@ class ServiceConfig(Strict):
     enabled: bool = True
     #: Base image of the service's Dockerfile (the ``BASE_IMAGE`` build argument).
     base_image: str = "python:3.12-slim"
-    #: Port the service listens on inside the stack's network.
-    port: Port
+    #: Port the service listens on inside the stack's network (``None``: it serves no port).
+    port: Port | None = None
     #: Extra environment variables for the container; they win over aiwf's own.
     environment: dict[str, str] = Field(default_factory=dict)
     #: CPU and memory limits.
@@ -161,6 +169,17 @@ class TmuxSessionsService(ServiceConfig):
     port: Port = 5001
     #: The first user, created on first ``up`` with a generated password.
     admin_user: str = Field(default="admin", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+
+
+class SandboxService(ServiceConfig):
+    """The container agents and web terminals run in (``agent.runtime: sandbox``).
+
+    It holds the tmux server, so its sessions outlive every other container; it publishes no
+    port and joins no stack network (see README, "Agent runtime").
+    """
+
+    #: Follows ``agent.runtime`` (``sandbox`` turns it on).
+    enabled: bool = True
 
 
 class PlaneSettings(Strict):
@@ -206,8 +225,10 @@ class WhisperService(ServiceConfig):
 
 
 class Services(Strict):
-    """The five services; ``tmux_sessions`` is the container ``tmux-sessions``."""
+    """The services; ``tmux_sessions`` is the container ``tmux-sessions``."""
 
+    #: Where agents and web terminals run, as an unprivileged user; see ``agent``.
+    sandbox: SandboxService = Field(default_factory=SandboxService)
     #: Reverse proxy and TLS termination; the only container publishing ports.
     nginx: NginxService = Field(default_factory=NginxService)
     #: The web dashboard (static single-page app).
@@ -346,6 +367,68 @@ class Logrotate(Strict):
     container_max_files: int = Field(default=3, ge=1, le=100)
 
 
+PermissionMode = Literal["acceptEdits", "default", "bypassPermissions", "plan"]
+#: Claude Code releases are plain ``major.minor.patch`` versions on the npm registry.
+_VERSION = r"^[0-9]+\.[0-9]+\.[0-9]+$"
+
+
+class AgentSettings(Strict):
+    """The coding agent every approved ticket gets: Claude Code, pinned, never run as root.
+
+    With nothing set, agents run in the ``sandbox`` container as uid 1000 and approvals are
+    refused until a credential is configured::
+
+        agent: {api_key_env: ANTHROPIC_API_KEY}
+    """
+
+    #: ``sandbox``: a container with only the workspace, the completion folder and the agent's
+    #: home mounted. ``host``: a tmux server on this host, run as ``agent.user`` (never root).
+    runtime: Literal["sandbox", "host"] = "sandbox"
+    #: The ``@anthropic-ai/claude-code`` release installed for agents (from the npm registry).
+    claude_code_version: str = Field(default="2.1.328", pattern=_VERSION)
+    #: The agent's user name (in the sandbox; on the host for ``runtime: host``).
+    user: str = Field(default="agent", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
+    #: The agent's uid and gid. Files it writes in the workspace are owned by them.
+    uid: int = Field(default=1000, ge=1, le=2**31 - 1)
+    gid: int = Field(default=1000, ge=1, le=2**31 - 1)
+    #: Name of an environment variable holding an Anthropic API key (read by ``aiwf up``).
+    api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    #: A file holding an Anthropic API key; copied into the stack's secrets.
+    api_key_file: AbsPath | None = None
+    #: An existing Claude login (``~/.claude/.credentials.json``) to copy for the agent.
+    credentials_file: AbsPath | None = None
+    #: An API gateway or compatible server (``ANTHROPIC_BASE_URL``).
+    base_url: HttpUrl | None = None
+    #: Claude Code's permission mode: ``acceptEdits`` edits files without asking and asks
+    #: before shell commands (answer in the browser terminal); ``bypassPermissions`` never asks.
+    permission_mode: PermissionMode = "acceptEdits"
+    #: Extra environment of agent sessions (e.g. ``CLAUDE_CODE_MAX_RETRIES``); no secrets here.
+    environment: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("environment")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not _ENV_NAME.match(name):
+                raise ValueError(f"'{name}' is not a valid environment variable name")
+        return value
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> AgentSettings:
+        if self.api_key_env and self.api_key_file:
+            raise ValueError("agent.api_key_env, agent.api_key_file: both set; keep one of them")
+        return self
+
+    @property
+    def credential(self) -> Literal["api_key", "login", "none"]:
+        """What the agent signs in with: ``api_key``, ``login`` or ``none``."""
+        if self.api_key_env or self.api_key_file:
+            return "api_key"
+        if self.credentials_file:
+            return "login"
+        return "none"
+
+
 def _default_home() -> Path:
     return Path(os.environ.get("HOME") or "/root")
 
@@ -357,8 +440,9 @@ class HostPaths(Strict):
     data_dir: AbsPath = Path("/var/lib/ai-workflow")
     #: Backup archives.
     backup_dir: AbsPath | None = None
-    #: The tmux socket folder shared by the host and the tmux-sessions container.
-    tmux_socket_dir: AbsPath = Field(default_factory=lambda: Path(f"/tmp/tmux-{os.getuid()}"))
+    #: The folder of the agents' tmux server socket, shared by the sandbox (or the host's agent
+    #: tmux server) and the tmux-sessions container; only the agent's uid may enter it.
+    tmux_socket_dir: AbsPath | None = None
     #: Home folder mounted into tmux-sessions at the same path (agents work from it).
     home: AbsPath = Field(default_factory=_default_home)
     #: The agents' working folder.
@@ -371,6 +455,8 @@ class HostPaths(Strict):
     claude_json: AbsPath | None = None
     #: Folder of the ``fullchain.pem`` and ``privkey.pem`` nginx serves.
     certs_dir: AbsPath | None = None
+    #: The agent's home folder (its ``~/.claude.json``, ``~/.claude/``).
+    agent_home: AbsPath | None = None
 
     @model_validator(mode="after")
     def _derive(self) -> HostPaths:
@@ -382,6 +468,8 @@ class HostPaths(Strict):
             "tickets_dir": self.data_dir / "tickets",
             "claude_json": self.home / ".claude.json",
             "certs_dir": project_root() / "certs",
+            "agent_home": self.data_dir / "agent" / "home",
+            "tmux_socket_dir": self.data_dir / "agent" / "tmux",
         }
         for name, value in derived.items():
             if getattr(self, name) is None:
@@ -412,6 +500,8 @@ class StackConfig(Strict):
     backup: Backup = Field(default_factory=Backup)
     #: Log rotation.
     logrotate: Logrotate = Field(default_factory=Logrotate)
+    #: The coding agent of approved tickets.
+    agent: AgentSettings = Field(default_factory=AgentSettings)
 
     @field_validator("project")
     @classmethod
@@ -427,6 +517,7 @@ class StackConfig(Strict):
     def _consistent(self) -> StackConfig:
         if self.speech.mode == "local":
             object.__setattr__(self.services.whisper, "enabled", True)
+        object.__setattr__(self.services.sandbox, "enabled", self.agent.runtime == "sandbox")
         if not self.cors_origins:
             object.__setattr__(self, "cors_origins", self.default_origins())
         if self.tls.mode == "letsencrypt" and not self.tls.email:

@@ -24,7 +24,7 @@ from aiwf.config import StackConfig, validate
 from aiwf.paths import project_root
 
 #: Machine-dependent defaults, shown as placeholders so the document is the same everywhere.
-_PLACEHOLDERS = {"home": "/home/<user>", "tmux_socket_dir": "/tmp/tmux-<uid>"}
+_PLACEHOLDERS = {"home": "/home/<user>"}
 #: Names of the validators behind the constrained types of aiwf.config, as readers know them.
 _VALIDATED_TYPES = {
     "_valid_port": "port",

@@ -110,6 +110,8 @@ def check_http_direct(config: StackConfig) -> list[CheckResult]:
     containers = _containers(config)
     results = []
     for service, container in containers.items():
+        if service not in HEALTH_PATHS:
+            continue  # the sandbox serves no HTTP; check_agent asks it instead
         networks = container.attrs.get("NetworkSettings", {}).get("Networks", {})
         address = next(
             (net.get("IPAddress") for net in networks.values() if net.get("IPAddress")), None
@@ -260,8 +262,26 @@ def check_backups(config: StackConfig) -> list[CheckResult]:
     return results
 
 
+def check_agent(config: StackConfig) -> list[CheckResult]:
+    """The pinned Claude Code answers where agents run, as a user that is not root."""
+    from aiwf.engine.docker_client import connect
+    from aiwf.engine.sandbox import check_claude_code
+
+    try:
+        note = check_claude_code(connect(), config)
+    except AiwfError as error:
+        return [CheckResult("agent", config.agent.runtime, False, str(error))]
+    credential = config.agent.credential
+    ready = credential != "none"
+    detail = f"{note}; credential: {credential}"
+    if not ready:
+        detail += " (set agent.api_key_env, agent.api_key_file or agent.credentials_file)"
+    return [CheckResult("agent", config.agent.runtime, True, detail)]
+
+
 ALL_CHECKS: tuple[Check, ...] = (
     check_containers,
+    check_agent,
     check_http_direct,
     check_through_nginx,
     check_websocket,

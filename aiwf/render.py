@@ -36,6 +36,7 @@ from aiwf.files import write_atomic
 from aiwf.paths import services_dir, templates_dir
 from aiwf.stack import (
     ACME_WEBROOT,
+    HOST_GATEWAY_ALIAS,
     NGINX_CERTS,
     SECRETS_MOUNT,
     ServiceSpec,
@@ -242,6 +243,7 @@ def render_compose(config: StackConfig, context: RenderContext) -> str:
         specs=specs,
         volumes=dict(sorted(volumes.items())),
         network_key=NETWORK_KEY,
+        host_gateway=HOST_GATEWAY_ALIAS,
         secrets_dir=str(secrets_dir(config)),
         secrets_mount=str(SECRETS_MOUNT),
     )

@@ -8,7 +8,7 @@ Example::
 
     >>> specs = desired_services(load_config())
     >>> [spec.service for spec in specs]
-    ['tmux-sessions', 'orchestrator', 'dashboard', 'nginx']
+    ['sandbox', 'tmux-sessions', 'orchestrator', 'dashboard', 'nginx']
 """
 
 from __future__ import annotations
@@ -22,6 +22,20 @@ from aiwf.config import VOLUMES, StackConfig
 SECRETS_MOUNT = PurePosixPath("/run/secrets")
 #: Secret files aiwf generates on first ``up`` (stored 0600 under ``<data_dir>/secrets``).
 GENERATED_SECRETS: tuple[str, ...] = ("session_key", "service_token", "admin_password")
+#: Secrets read by processes running as the agent's uid (tmux-sessions, the agent itself): the
+#: files are owned by that uid, still 0600.
+AGENT_OWNED_SECRETS: tuple[str, ...] = (
+    "session_key",
+    "service_token",
+    "admin_password",
+    "anthropic_api_key",
+)
+#: Where the sandbox finds the Claude Code binary (the host's prepared folder, read-only).
+CLAUDE_CODE_MOUNT = PurePosixPath("/opt/claude-code/bin")
+#: How an isolated container (the sandbox) reaches services on the host, e.g. a model gateway.
+HOST_GATEWAY_ALIAS = "host.docker.internal:host-gateway"
+#: The socket of the agents' tmux server, inside ``paths.tmux_socket_dir``.
+TMUX_SOCKET_NAME = "default"
 #: Where the nginx container reads what aiwf renders and the certificates.
 NGINX_CONF = PurePosixPath("/etc/nginx/nginx.conf")
 #: The rendered directory as the nginx container sees it; the image links ``NGINX_CONF`` into it.
@@ -31,6 +45,7 @@ NGINX_CERTS = PurePosixPath("/etc/nginx/certs")
 ACME_WEBROOT = PurePosixPath("/var/www/acme")
 #: The folder (under services/) holding each service's Dockerfile.
 BUILD_FOLDERS: dict[str, str] = {
+    "sandbox": "sandbox",
     "nginx": "nginx",
     "dashboard": "dashboard",
     "tmux-sessions": "tmux-sessions",
@@ -38,6 +53,11 @@ BUILD_FOLDERS: dict[str, str] = {
     "whisper": "whisper",
 }
 _VENV_PYTHON = "/opt/venv/bin/python"
+#: Containers running as the agent's uid: the sandbox, and tmux-sessions (tmux lets only the
+#: server's own uid connect to its socket).
+AGENT_UID_SERVICES: tuple[str, ...] = ("sandbox", "tmux-sessions")
+#: Processes the sandbox may run at once (agents, their shells, builds, test runs).
+SANDBOX_PIDS_LIMIT = 4096
 
 
 @dataclass(frozen=True)
@@ -80,6 +100,16 @@ class ServiceSpec:
     cpus: float | None = None
     memory: str | None = None
     restart: str = "unless-stopped"
+    #: Build arguments besides ``BASE_IMAGE`` (the uid the image's user gets).
+    build_args: dict[str, str] = field(default_factory=dict)
+    #: ``True``: not on the stack's network but on the engine's default bridge (agents need the
+    #: model API, not the stack's services).
+    isolated: bool = False
+    #: The host is reachable as ``host.docker.internal`` (a model gateway, a self-hosted Plane).
+    reaches_host: bool = False
+    #: Hardening: no capabilities, no privilege gain through setuid, at most this many processes.
+    drop_capabilities: bool = False
+    pids_limit: int | None = None
 
 
 def _python_probe(port: int, path: str = "/health") -> HealthCheck:
@@ -102,13 +132,96 @@ def _secret_env(name: str) -> str:
     return str(SECRETS_MOUNT / name)
 
 
+def tmux_socket_dir(config: StackConfig) -> PurePosixPath:
+    """The folder of the agents' tmux socket (derived from ``data_dir`` unless set)."""
+    folder = config.paths.tmux_socket_dir
+    assert folder is not None  # filled by HostPaths._derive
+    return PurePosixPath(folder)
+
+
+def tmux_socket(config: StackConfig) -> PurePosixPath:
+    """The agents' tmux server socket, at the same path on the host and in the containers."""
+    return tmux_socket_dir(config) / TMUX_SOCKET_NAME
+
+
+def agent_home(config: StackConfig) -> PurePosixPath:
+    """The agent's home folder on the host, mounted at the same path in the sandbox."""
+    home = config.paths.agent_home
+    assert home is not None  # filled by HostPaths._derive
+    return PurePosixPath(home)
+
+
+def claude_code_dir(config: StackConfig) -> PurePosixPath:
+    """Where ``aiwf up`` keeps the pinned Claude Code: ``<data_dir>/agent/claude-code/<ver>``."""
+    version = config.agent.claude_code_version
+    return PurePosixPath(config.paths.data_dir) / "agent" / "claude-code" / version
+
+
+def claude_program(config: StackConfig) -> str:
+    """How a session names Claude Code: ``claude`` in the sandbox (on its PATH); on the host,
+    the pinned binary's full path (tmux gives new sessions its client's PATH)."""
+    if config.agent.runtime == "sandbox":
+        return "claude"
+    return str(claude_code_dir(config) / "claude")
+
+
+def agent_key_path(config: StackConfig) -> PurePosixPath:
+    """Where the agent reads its API key: the sandbox's secret mount, or on the host its own
+    file beside its home (the secrets folder is root's alone)."""
+    if config.agent.runtime == "sandbox":
+        return SECRETS_MOUNT / "anthropic_api_key"
+    return PurePosixPath(config.paths.data_dir) / "agent" / "anthropic_api_key"
+
+
+def agent_command(config: StackConfig) -> str:
+    """The command line each ticket's session runs (``{prompt}`` is filled in, quoted).
+
+    >>> agent_command(load_config())
+    'claude --permission-mode acceptEdits {prompt}'
+    """
+    custom = config.services.orchestrator.agent_command
+    if custom:
+        return custom
+    program = claude_program(config)
+    return f"{program} --permission-mode {config.agent.permission_mode} {{prompt}}"
+
+
+def _owner_args(config: StackConfig) -> dict[str, str]:
+    return {"APP_UID": str(config.agent.uid), "APP_GID": str(config.agent.gid)}
+
+
+def _sandbox(config: StackConfig) -> tuple[dict[str, str], list[Mount], list[str]]:
+    """The agents' container: a tmux server as the agent user, with the toolchain and Claude
+    Code; only the workspace, the completion folder, its home and the socket folder mounted."""
+    paths = config.paths
+    home = agent_home(config)
+    env = {
+        "HOME": str(home),
+        "USER": config.agent.user,
+        "SHELL": "/bin/bash",
+        "TERM": "xterm-256color",
+        "AIWF_TMUX_SOCKET": str(tmux_socket(config)),
+        "PATH": f"{CLAUDE_CODE_MOUNT}:/usr/local/bin:/usr/bin:/bin",
+    }
+    mounts = [
+        _same_path(tmux_socket_dir(config)),
+        _same_path(home),
+        _same_path(paths.workspace),
+        _same_path(paths.completion_dir),
+        Mount(source=str(claude_code_dir(config)), target=str(CLAUDE_CODE_MOUNT), read_only=True),
+    ]
+    secrets = ["anthropic_api_key"] if config.agent.credential == "api_key" else []
+    return env, mounts, secrets
+
+
 def _tmux_sessions(config: StackConfig) -> tuple[dict[str, str], list[Mount], list[str]]:
     svc, paths = config.services.tmux_sessions, config.paths
     env = {
         "TMUX_SESSIONS_HOST": "0.0.0.0",
         "TMUX_SESSIONS_PORT": str(svc.port),
         "TMUX_SESSIONS_DATA_DIR": "/app/data",
-        "TMUX_SESSIONS_TMUX_SOCKET": str(paths.tmux_socket_dir / "default"),
+        "TMUX_SESSIONS_TMUX_SOCKET": str(tmux_socket(config)),
+        "TMUX_SESSIONS_START_SERVER": "false",
         "TMUX_SESSIONS_SECRET_KEY_FILE": _secret_env("session_key"),
         "TMUX_SESSIONS_SERVICE_TOKEN_FILE": _secret_env("service_token"),
         "TMUX_SESSIONS_BOOTSTRAP_USER": svc.admin_user,
@@ -116,12 +229,12 @@ def _tmux_sessions(config: StackConfig) -> tuple[dict[str, str], list[Mount], li
         "TMUX_SESSIONS_ALLOWED_ORIGINS": ",".join(config.cors_origins),
         "TMUX_SESSIONS_DEFAULT_CWD": str(paths.workspace),
     }
+    # A tmux client only: the server and every session live in the sandbox (or run as the
+    # agent user on the host); the workspace is here only to check a session's folder exists.
     mounts = [
         Mount(source="tmux-session-data", target="/app/data", kind="volume"),
-        _same_path(paths.tmux_socket_dir),
-        _same_path(paths.home),
-        _same_path(paths.workspace),
-        _same_path(paths.completion_dir),
+        _same_path(tmux_socket_dir(config)),
+        _same_path(paths.workspace, read_only=True),
     ]
     return env, mounts, ["session_key", "service_token", "admin_password"]
 
@@ -162,8 +275,8 @@ def _orchestrator(
         "ORCHESTRATOR_SELECT_LABELS": ",".join(svc.select_labels),
         "ORCHESTRATOR_SELECT_STATE_GROUPS": ",".join(svc.select_state_groups),
     }
-    if svc.agent_command:
-        env["ORCHESTRATOR_AGENT_COMMAND"] = svc.agent_command
+    env["ORCHESTRATOR_AGENT_COMMAND"] = agent_command(config)
+    env["ORCHESTRATOR_AGENT_CREDENTIAL"] = config.agent.credential
     mounts = [
         Mount(source="plane-orchestrator-data", target="/app/data", kind="volume"),
         Mount(source="plane-orchestrator-logs", target="/app/logs", kind="volume"),
@@ -246,6 +359,7 @@ def volume_name(config: StackConfig, volume: str) -> str:
 def _dependencies(config: StackConfig, service: str) -> tuple[str, ...]:
     enabled = set(config.enabled_services())
     wanted = {
+        "tmux-sessions": ("sandbox",),
         "orchestrator": ("tmux-sessions",),
         "nginx": ("dashboard", "tmux-sessions", "orchestrator", "whisper"),
     }.get(service, ())
@@ -259,7 +373,12 @@ def desired_services(
 
     ``claude_json_present``: see :func:`claude_json_mounted`.
     """
+    socket = str(tmux_socket(config))
     builders = {
+        "sandbox": (
+            _sandbox,
+            HealthCheck(test=("CMD", "tmux", "-S", socket, "show-options", "-g", "exit-empty")),
+        ),
         "tmux-sessions": (_tmux_sessions, _python_probe(config.services.tmux_sessions.port)),
         "orchestrator": (
             lambda c: _orchestrator(c, claude_json_present),
@@ -300,6 +419,11 @@ def desired_services(
                 labels={"aiwf.project": config.project, "aiwf.service": service},
                 cpus=settings.resources.cpus,
                 memory=settings.resources.memory,
+                build_args=_owner_args(config) if service in AGENT_UID_SERVICES else {},
+                isolated=service == "sandbox",
+                reaches_host=service in ("sandbox", "orchestrator"),
+                drop_capabilities=service in AGENT_UID_SERVICES,
+                pids_limit=SANDBOX_PIDS_LIMIT if service == "sandbox" else None,
             )
         )
     return specs

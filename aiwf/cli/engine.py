@@ -154,6 +154,10 @@ def up(
             "--full", help="Check everything, even when the last run found the stack settled."
         ),
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Recreate the sandbox even though agent sessions run in it."),
+    ] = False,
 ) -> None:
     """Bring the stack to the configured state: create, recreate, reload or nothing.
 
@@ -175,6 +179,7 @@ def up(
                 config,
                 services,
                 build=build_images,
+                force=force,
                 status=status,
                 lock_timeout_s=wait_lock,
             )

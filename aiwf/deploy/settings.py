@@ -11,8 +11,7 @@ Two kinds of settings reach a deploy:
 The host gets its own settings written as an inventory file (:func:`host_settings_text`), so that
 ``aiwf`` on the host (``<install_dir>/bin/aiwf up``) reads the very settings the deploy rendered
 its files from. Values whose defaults depend on the machine (``paths.home``,
-``paths.tmux_socket_dir``, ``paths.certs_dir``) are filled from the host's facts, not from the
-machine running the deploy::
+``paths.certs_dir``) are filled from the host's facts, not from the machine running the deploy::
 
     >>> layout = RemoteLayout.of(config, DeploySettings())
     >>> str(layout.venv)
@@ -37,6 +36,8 @@ from aiwf.errors import ConfigError, DeployError
 DEPLOY_KEY = "aiwf_deploy"
 #: Where the Plane API key lands on the host, relative to the install dir's secrets folder.
 PLANE_KEY_NAME = "plane_api_key"
+#: The agent's Anthropic API key, uploaded like the Plane key.
+AGENT_KEY_NAME = "anthropic_api_key"
 
 
 class DeploySettings(BaseModel):
@@ -127,7 +128,6 @@ class HostDefaults:
     """Facts of the host that replace machine-dependent defaults of the settings."""
 
     home: str
-    uid: int
 
 
 def host_settings(
@@ -141,7 +141,6 @@ def host_settings(
     paths = dict(raw.get("paths") or {})
     data_dir = PurePosixPath(str(paths.get("data_dir", "/var/lib/ai-workflow")))
     paths.setdefault("home", defaults.home)
-    paths.setdefault("tmux_socket_dir", f"/tmp/tmux-{defaults.uid}")
     paths.setdefault("certs_dir", str(data_dir / "certs"))
     settings = deep_merge(raw, {"paths": paths})
     plane = ((settings.get("services") or {}).get("orchestrator") or {}).get("plane") or {}
@@ -159,6 +158,10 @@ def host_settings(
                 }
             },
         )
+    agent = settings.get("agent") or {}
+    if agent.get("api_key_env") or agent.get("api_key_file"):
+        uploaded = {"api_key_env": None, "api_key_file": str(layout.secrets / AGENT_KEY_NAME)}
+        settings = deep_merge(settings, {"agent": uploaded})
     plain: dict[str, Any] = _plain(settings)
     return plain
 
@@ -189,11 +192,9 @@ def host_config(settings: Mapping[str, Any], source: str) -> StackConfig:
     return validate(settings, source)
 
 
-def read_plane_key(raw: Mapping[str, Any]) -> str | None:
-    """The Plane API key named by the deploying inventory (a local variable or file), if any."""
-    plane = ((raw.get("services") or {}).get("orchestrator") or {}).get("plane") or {}
-    variable, path = plane.get("api_key_env"), plane.get("api_key_file")
-    field = "services.orchestrator.plane"
+def _read_key(section: Mapping[str, Any], field: str) -> str | None:
+    """The key ``section`` names by ``api_key_env`` (a local variable) or ``api_key_file``."""
+    variable, path = section.get("api_key_env"), section.get("api_key_file")
     if variable:
         value = os.environ.get(str(variable), "").strip()
         if not value:
@@ -213,3 +214,14 @@ def read_plane_key(raw: Mapping[str, Any]) -> str | None:
             raise DeployError(f"{field}.api_key_file: {path} is empty")
         return value
     return None
+
+
+def read_plane_key(raw: Mapping[str, Any]) -> str | None:
+    """The Plane API key named by the deploying inventory (a local variable or file), if any."""
+    plane = ((raw.get("services") or {}).get("orchestrator") or {}).get("plane") or {}
+    return _read_key(plane, "services.orchestrator.plane")
+
+
+def read_agent_key(raw: Mapping[str, Any]) -> str | None:
+    """The agent's API key named by the deploying inventory (a local variable or file), if any."""
+    return _read_key(raw.get("agent") or {}, "agent")

@@ -50,6 +50,7 @@ from aiwf.deploy.operations import (
     unpack_archive,
 )
 from aiwf.deploy.settings import (
+    AGENT_KEY_NAME,
     PLANE_KEY_NAME,
     DeploySettings,
     HostDefaults,
@@ -57,11 +58,13 @@ from aiwf.deploy.settings import (
     host_config,
     host_settings,
     host_settings_text,
+    read_agent_key,
     read_plane_key,
 )
+from aiwf.engine.agent import fetch_claude_code
 from aiwf.errors import AiwfError
 from aiwf.paths import project_root
-from aiwf.stack import acme_webroot, rendered_dir, secrets_dir
+from aiwf.stack import acme_webroot, claude_code_dir, rendered_dir, secrets_dir
 
 if TYPE_CHECKING:
     from aiwf.certs import CertificateStatus
@@ -232,12 +235,6 @@ def directories(config: StackConfig, layout: RemoteLayout) -> None:
         files.directory(name=f"Folder {folder}", path=str(folder), user="root", mode="755")
     for folder in private:
         files.directory(name=f"Private folder {folder}", path=str(folder), user="root", mode="700")
-    files.directory(
-        name=f"tmux socket folder {paths.tmux_socket_dir}",
-        path=str(paths.tmux_socket_dir),
-        user="root",
-        mode="700",
-    )
 
 
 @deploy("Working folders")
@@ -290,12 +287,15 @@ def application(
     layout: RemoteLayout,
     settings: dict[str, Any],
     plane_key: str | None,
+    agent_key: str | None,
     artifacts: Artifacts,
 ) -> list[OperationMeta]:
-    """aiwf's wheel in a venv, the sources ``aiwf up`` builds from, the host's settings.
+    """aiwf's wheel in a venv, the sources ``aiwf up`` builds from, the host's settings, the
+    keys, and the pinned Claude Code (fetched here, so the host needs no npm).
 
     Returns the operations after whose change ``aiwf up`` must run (the wheel, the sources, the
-    Plane key). Settings and rendered files need no such hint: the engine's own plan sees them.
+    keys, Claude Code). Settings and rendered files need no such hint: the engine's plan sees
+    them.
     """
     remote_wheel = layout.dist / artifacts.wheel.name
     files.put(
@@ -344,15 +344,30 @@ def application(
         user="root",
         mode="755",
     )
-    if plane_key is not None:
-        # ``aiwf up`` copies the key into the stack's secrets: a new key needs a run of it.
+    # ``aiwf up`` copies a key into the stack's secrets: a new key needs a run of it.
+    for label, secret, name in (
+        ("Plane API key", plane_key, PLANE_KEY_NAME),
+        ("Agent API key", agent_key, AGENT_KEY_NAME),
+    ):
+        if secret is not None:
+            build_inputs.append(
+                files.put(
+                    name=label,
+                    src=StringIO(secret + "\n"),
+                    dest=str(layout.secrets / name),
+                    user="root",
+                    mode="600",
+                )
+            )
+    if "sandbox" in config.enabled_services():
+        version = config.agent.claude_code_version
         build_inputs.append(
             files.put(
-                name="Plane API key",
-                src=StringIO(plane_key + "\n"),
-                dest=str(layout.secrets / PLANE_KEY_NAME),
+                name=f"Claude Code {version}",
+                src=str(fetch_claude_code(version)),
+                dest=str(PurePosixPath(claude_code_dir(config)) / "claude"),
                 user="root",
-                mode="600",
+                mode="755",
             )
         )
     return build_inputs
@@ -508,9 +523,10 @@ def _deploy_stack(given: HostInput) -> None:
         _fail_host([f"pre-flight: {problem}" for problem in found])
         return
     layout = RemoteLayout.of(base, given.deploy)
-    settings = host_settings(given.settings, HostDefaults(survey.home, survey.uid), layout)
+    settings = host_settings(given.settings, HostDefaults(survey.home), layout)
     config = host_config(settings, given.source)
     plane_key = read_plane_key(given.settings)
+    agent_key = read_agent_key(given.settings)
     artifacts = build_artifacts(_folders(config))
     holder = lock.acquire_lock(
         state, current, layout.lock, given.deploy.lock_stale_minutes, check_only=given.dry
@@ -529,6 +545,7 @@ def _deploy_stack(given: HostInput) -> None:
                 layout=layout,
                 settings=settings,
                 plane_key=plane_key,
+                agent_key=agent_key,
                 artifacts=artifacts,
             ),
         )

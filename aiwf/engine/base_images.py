@@ -3,9 +3,9 @@
 The service Dockerfiles default to official images (``python:3.12-slim``, ``nginx:stable``). Where
 no registry answers, :func:`ensure_base_image` builds one Debian bookworm image from the host's own
 apt mirror with ``debootstrap`` and imports it through docker-py. The image holds everything every
-service needs (python3 + venv, tmux, curl, ca-certificates, nginx, zstd, tar, procps), so one image
-serves all five services. It is tagged by a hash of its recipe and kept by the engine, so it is
-built once per recipe::
+service needs (python3 + venv, tmux, curl, ca-certificates, nginx, zstd, tar, procps, and the
+sandbox's toolchain: git, build-essential, ssh, jq, ripgrep, ...), so one image serves them all.
+It is tagged by a hash of its recipe and kept by the engine, so it is built once per recipe::
 
     tag = ensure_base_image(connect())   # 'aiwf-base:bookworm-3f1c0a9e2b7d'
 """
@@ -57,6 +57,17 @@ class BaseRecipe:
         "zstd",
         "tar",
         "procps",
+        # The sandbox's toolchain: what a coding agent reaches for in a repository.
+        "git",
+        "build-essential",
+        "openssh-client",
+        "less",
+        "jq",
+        "ripgrep",
+        "patch",
+        "unzip",
+        "xz-utils",
+        "file",
     )
     changes: tuple[str, ...] = (
         "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",

@@ -322,14 +322,13 @@ def node_environment() -> dict[str, str]:
     return env
 
 
-def owner_buildargs(dockerfile: Path) -> dict[str, str]:
-    """``APP_UID``/``APP_GID`` = this process's ids, for Dockerfiles that declare them.
+def declared_buildargs(dockerfile: Path, wanted: dict[str, str]) -> dict[str, str]:
+    """The build arguments of ``wanted`` that the Dockerfile declares (``ARG NAME``).
 
-    tmux-sessions must run as the uid owning the tmux socket folder and the secret files, which
-    is the user running aiwf (it creates both).
+    The sandbox and tmux-sessions get the agent's uid this way: tmux lets only its server's own
+    uid connect, and the agent must never be root.
     """
     text = dockerfile.read_text()
-    wanted = {"APP_UID": str(os.getuid()), "APP_GID": str(os.getgid())}
     return {name: value for name, value in wanted.items() if f"ARG {name}" in text}
 
 
@@ -358,7 +357,10 @@ def prepare_context(spec: ServiceSpec, base: BaseChoice, progress: Progress) -> 
     except OSError:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    buildargs = {"BASE_IMAGE": base.image, **owner_buildargs(source / "Dockerfile")}
+    buildargs = {
+        "BASE_IMAGE": base.image,
+        **declared_buildargs(source / "Dockerfile", spec.build_args),
+    }
     seed = hashlib.sha256(f"{sorted(buildargs.items())}\0".encode())
     files = source_files(folder)
     if wheels is not None:

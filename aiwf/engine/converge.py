@@ -531,34 +531,6 @@ def stack_url(config: StackConfig) -> str:
     return f"https://{config.domains[0]}{port}/"
 
 
-def image_tmux_version(client: docker.DockerClient, config: StackConfig, image: str) -> str | None:
-    """``tmux 3.3a`` as the image has it (run once per image id, remembered in the state dir)."""
-    import json
-
-    facts_path = config.paths.data_dir / "state" / "image-facts.json"
-    try:
-        facts = json.loads(facts_path.read_text())
-    except (FileNotFoundError, ValueError):
-        facts = {}
-    if image in facts:
-        value = facts[image].get("tmux")
-        return str(value) if value else None
-    try:
-        with engine_errors(f"ask {image[:19]} for its tmux version"):
-            output = self_run(client, image, ["tmux", "-V"])
-    except EngineError:
-        output = ""
-    facts[image] = {"tmux": output.strip() or None}
-    write_atomic(facts_path, json.dumps(facts, indent=1).encode())
-    return output.strip() or None
-
-
-def self_run(client: docker.DockerClient, image: str, command: list[str]) -> str:
-    """Run ``command`` in a throwaway container of ``image`` with no network; its output."""
-    raw = client.containers.run(image, command, remove=True, network_mode="none")
-    return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
-
-
 def up(
     client: docker.DockerClient,
     config: StackConfig,
@@ -566,13 +538,19 @@ def up(
     *,
     dry_run: bool = False,
     build: bool = False,
+    force: bool = False,
     say: Say = _silent,
     status: Status = _silent,
     lock_timeout_s: float = 0,
 ) -> UpOutcome:
-    """Converge the engine on the config: prepare the host, build, plan, apply."""
-    from aiwf.engine.host import ensure_host_tmux, prepare_host
+    """Converge the engine on the config: prepare the host, build, plan, apply.
+
+    A plan that would recreate the sandbox while agents run in it is refused (naming their
+    tickets) unless ``force``: recreating it ends every session.
+    """
+    from aiwf.engine.host import prepare_host
     from aiwf.engine.lock import deploy_lock
+    from aiwf.engine.sandbox import check_claude_code, refuse_ending_sessions
 
     if dry_run:
         return UpOutcome(plan_up(client, config, services))
@@ -596,12 +574,12 @@ def up(
                     )
                 report.notes.extend(image.notes)
             plan = plan_up(client, config, services, built=built, rendered=plan.rendered)
-        tmux_step = next((s for s in plan.steps if s.target == "tmux-sessions"), None)
-        if tmux_step is not None and tmux_step.desired is not None:
-            version = image_tmux_version(client, config, tmux_step.desired.image_id)
-            ensure_host_tmux(config, version, report)
+        if not force:
+            refuse_ending_sessions(client, config, plan)
         executor = Executor(client, config, say=say, status=status)
         applied = executor.apply(plan)
+        if config.agent.runtime == "host" or any(s.target == "sandbox" for s in plan.steps):
+            report.notes.append(check_claude_code(client, config))
     notes = list(dict.fromkeys(report.notes))
     return UpOutcome(plan, applied, notes, report.admin_password, built, report.changed)
 

@@ -26,7 +26,14 @@ from typing import Any
 
 from aiwf.config import StackConfig
 from aiwf.engine.labels import LABEL_HASH, LABEL_IMAGE, LABEL_PROJECT, LABEL_SERVICE
-from aiwf.stack import SECRETS_MOUNT, Mount, ServiceSpec, secrets_dir, volume_name
+from aiwf.stack import (
+    HOST_GATEWAY_ALIAS,
+    SECRETS_MOUNT,
+    Mount,
+    ServiceSpec,
+    secrets_dir,
+    volume_name,
+)
 
 _NANO = 1_000_000_000
 _SIZE = re.compile(r"^([0-9]+)([kmg]?)$")
@@ -93,9 +100,16 @@ def container_body(config: StackConfig, spec: ServiceSpec, image_id: str) -> dic
                 "max-file": str(config.logrotate.container_max_files),
             },
         },
-        "NetworkMode": config.network_name,
+        "NetworkMode": "bridge" if spec.isolated else config.network_name,
         "Init": True,
     }
+    if spec.reaches_host:
+        host_config["ExtraHosts"] = [HOST_GATEWAY_ALIAS]
+    if spec.drop_capabilities:
+        host_config["CapDrop"] = ["ALL"]
+        host_config["SecurityOpt"] = ["no-new-privileges"]
+    if spec.pids_limit is not None:
+        host_config["PidsLimit"] = spec.pids_limit
     exposed: dict[str, dict[str, Any]] = {}
     if spec.ports:
         bindings: dict[str, list[dict[str, str]]] = {}
@@ -125,8 +139,10 @@ def container_body(config: StackConfig, spec: ServiceSpec, image_id: str) -> dic
             "StartPeriod": health.start_period_s * _NANO,
         },
         "HostConfig": host_config,
-        "NetworkingConfig": {"EndpointsConfig": {config.network_name: {"Aliases": [spec.service]}}},
     }
+    if not spec.isolated:
+        endpoints = {config.network_name: {"Aliases": [spec.service]}}
+        body["NetworkingConfig"] = {"EndpointsConfig": endpoints}
     if exposed:
         body["ExposedPorts"] = exposed
     return body

@@ -25,6 +25,19 @@ if TYPE_CHECKING:
     import docker
 
 
+def exec_output(client: docker.DockerClient, container: str, command: list[str]) -> tuple[int, str]:
+    """Run ``command`` in ``container`` without a terminal; (exit status, its output stripped).
+
+    Example: ``exec_output(client, "ai-workflow-sandbox", ["id", "-u"])`` -> ``(0, "1000")``.
+    """
+    with engine_errors(f"run {' '.join(command)} in {container}"):
+        exec_id = client.api.exec_create(container, command)["Id"]
+        output = client.api.exec_start(exec_id)
+        code = client.api.exec_inspect(exec_id)["ExitCode"]
+    text = output.decode(errors="replace") if isinstance(output, bytes) else str(output)
+    return int(code or 0), text.strip()
+
+
 def _raw_socket(stream: Any) -> socket.socket:
     raw = getattr(stream, "_sock", stream)
     if not isinstance(raw, socket.socket):

@@ -2,24 +2,37 @@
 
 Folders the containers mount, the generated secrets (0600 in a 0700 folder, written atomically,
 never printed but for the first user's password, once), the Plane API key, the self-signed
-certificate and the host tmux server that lets sessions outlive the tmux-sessions container.
+certificate, and for the agent (:mod:`aiwf.engine.agent`) its Claude Code, home and key.
 Each function returns short notes for the user; none of them logs a secret.
 """
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiwf.config import StackConfig
+from aiwf.engine.agent import (
+    ensure_agent_key,
+    ensure_claude_code,
+    ensure_host_tmux,
+    own,
+    prepare_agent_home,
+    read_key,
+)
 from aiwf.errors import AiwfError
 from aiwf.files import write_atomic
 from aiwf.paths import services_dir
-from aiwf.stack import GENERATED_SECRETS, acme_webroot, rendered_dir, secrets_dir
+from aiwf.stack import (
+    AGENT_OWNED_SECRETS,
+    GENERATED_SECRETS,
+    acme_webroot,
+    rendered_dir,
+    secrets_dir,
+    tmux_socket_dir,
+)
 
 #: How the first user's password is changed later (printed with the password).
 RESET_PASSWORD_HINT = (
@@ -60,7 +73,6 @@ def host_directories(config: StackConfig) -> dict[Path, int | None]:
         Path(acme_webroot(config)): None,
         paths.data_dir / "logs" / "nginx": None,
         paths.data_dir / "state": None,
-        paths.tmux_socket_dir: 0o700,
     }
     for optional in (
         paths.home,
@@ -75,6 +87,22 @@ def host_directories(config: StackConfig) -> dict[Path, int | None]:
     return folders
 
 
+def agent_directories(config: StackConfig) -> dict[Path, int | None]:
+    """Host folders the agent writes -> their mode; each is owned by the agent's uid.
+
+    The tmux socket folder only that uid may enter (tmux's own rule for its socket).
+    """
+    paths = config.paths
+    folders: dict[Path, int | None] = {
+        paths.data_dir / "agent": 0o755,
+        Path(tmux_socket_dir(config)): 0o700,
+    }
+    for shared in (paths.workspace, paths.completion_dir):
+        if shared is not None:
+            folders[shared] = None
+    return folders
+
+
 def ensure_directories(config: StackConfig, report: HostReport) -> None:
     tickets = config.paths.tickets_dir
     tickets_new = tickets is not None and not tickets.exists()
@@ -85,31 +113,18 @@ def ensure_directories(config: StackConfig, report: HostReport) -> None:
                 report.did(f"created {folder}")
             if mode is not None and (folder.stat().st_mode & 0o777) != mode:
                 folder.chmod(mode)
+        for folder, mode in agent_directories(config).items():
+            if not folder.is_dir():
+                folder.mkdir(parents=True, exist_ok=True)
+                report.did(f"created {folder}")
+            if own(folder, config, mode):
+                report.did(f"{folder} belongs to the agent's uid {config.agent.uid}")
     except OSError as error:
         raise AiwfError(
             f"cannot create {error.filename}: {error.strerror}; check paths.* in the settings"
         ) from None
     if tickets_new and tickets is not None:
         _copy_example_tickets(tickets, report)
-    _install_completion_command(config, report)
-
-
-def _install_completion_command(config: StackConfig, report: HostReport) -> None:
-    """The agents' ``/complete <summary>`` command, in the workspace their sessions start in.
-
-    Claude Code reads project commands from ``.claude/commands/`` of its working directory; the
-    shipped file writes the summary to ``$COMPLETION_FILE``, which the orchestrator watches.
-    """
-    shipped = services_dir() / "orchestrator" / "claude" / "commands" / "complete.md"
-    if config.paths.workspace is None or not shipped.is_file():
-        return
-    target = config.paths.workspace / ".claude" / "commands" / "complete.md"
-    content = shipped.read_bytes()
-    if target.is_file() and target.read_bytes() == content:
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(target, content)
-    report.did(f"installed the /complete command as {target}")
 
 
 def _copy_example_tickets(tickets: Path, report: HostReport) -> None:
@@ -146,24 +161,11 @@ def ensure_secrets(config: StackConfig, report: HostReport) -> None:
         report.did(f"generated secret {name}")
         if name == "admin_password":
             report.admin_password = value.decode()
+    for name in AGENT_OWNED_SECRETS:
+        if (folder / name).is_file():
+            own(folder / name, config, 0o600)
     plane = config.services.orchestrator.plane
-    key: bytes | None = None
-    if plane.api_key_env:
-        value_text = os.environ.get(plane.api_key_env, "").strip()
-        if not value_text:
-            raise AiwfError(
-                f"services.orchestrator.plane.api_key_env names ${plane.api_key_env}, "
-                "which is not set; export it or use api_key_file"
-            )
-        key = value_text.encode()
-    elif plane.api_key_file:
-        try:
-            key = plane.api_key_file.read_bytes().strip()
-        except OSError as error:
-            raise AiwfError(
-                f"services.orchestrator.plane.api_key_file: cannot read {plane.api_key_file}: "
-                f"{error.strerror}"
-            ) from None
+    key = read_key(plane.api_key_env, plane.api_key_file, "services.orchestrator.plane")
     if key is not None:
         path = folder / "plane_api_key"
         current = path.read_bytes() if path.is_file() else None
@@ -182,53 +184,15 @@ def ensure_certificate(config: StackConfig, report: HostReport) -> None:
         report.did(f"created a self-signed certificate in {config.paths.certs_dir}")
 
 
-def host_tmux_version() -> str | None:
-    """``tmux 3.3a`` when the host has tmux, else ``None``."""
-    if not shutil.which("tmux"):
-        return None
-    result = subprocess.run(["tmux", "-V"], capture_output=True, text=True, check=False)
-    return result.stdout.strip() or None
-
-
-def tmux_socket(config: StackConfig) -> Path:
-    return config.paths.tmux_socket_dir / "default"
-
-
-def host_tmux_command(socket: Path) -> list[str]:
-    """Start a tmux server on ``socket`` that stays up with no sessions (returned, not run)."""
-    return ["tmux", "-S", str(socket), "start-server", ";", "set-option", "-g", "exit-empty", "off"]
-
-
-def ensure_host_tmux(config: StackConfig, image_tmux: str | None, report: HostReport) -> None:
-    """Run the sessions' tmux server on the host when its tmux matches the image's.
-
-    Then the container is only a tmux client and sessions live on when it is recreated; otherwise
-    the server runs inside the container and sessions live as long as it does.
-    """
-    host = host_tmux_version()
-    if host is None or image_tmux is None or host != image_tmux:
-        report.notes.append(
-            f"host tmux ({host or 'none'}) differs from the image's ({image_tmux or 'unknown'}): "
-            "tmux sessions live as long as the tmux-sessions container"
-        )
-        return
-    socket = tmux_socket(config)
-    probe = subprocess.run(
-        ["tmux", "-S", str(socket), "list-sessions"], capture_output=True, check=False
-    )
-    if probe.returncode == 0 or b"no sessions" in probe.stderr:
-        return  # a server answers on the socket already
-    started = subprocess.run(host_tmux_command(socket), capture_output=True, text=True, check=False)
-    if started.returncode != 0:
-        report.did(f"could not start the host tmux server: {started.stderr.strip()}")
-        return
-    report.did(f"started the host tmux server on {socket}; sessions outlive containers")
-
-
 def prepare_host(config: StackConfig) -> HostReport:
-    """Folders, secrets and certificate: everything the containers mount must exist first."""
+    """Folders, secrets, certificate and the agent's parts: what the containers mount."""
     report = HostReport()
     ensure_directories(config, report)
     ensure_secrets(config, report)
+    ensure_agent_key(config, report)
     ensure_certificate(config, report)
+    ensure_claude_code(config, report)
+    prepare_agent_home(config, report)
+    if config.agent.runtime == "host":
+        ensure_host_tmux(config, report)
     return report

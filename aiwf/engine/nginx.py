@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aiwf.engine.docker_client import engine_errors
+from aiwf.engine.exec import exec_output
 from aiwf.errors import EngineError
 
 if TYPE_CHECKING:
@@ -38,24 +39,15 @@ def _tar_of(name: str, data: bytes) -> bytes:
     return buffer.getvalue()
 
 
-def _exec(client: docker.DockerClient, container: str, command: list[str]) -> tuple[int, str]:
-    with engine_errors(f"run {' '.join(command)} in {container}"):
-        exec_id = client.api.exec_create(container, command)["Id"]
-        output = client.api.exec_start(exec_id)
-        code = client.api.exec_inspect(exec_id)["ExitCode"]
-    text = output.decode(errors="replace") if isinstance(output, bytes) else str(output)
-    return int(code or 0), text.strip()
-
-
 def test_candidate(client: docker.DockerClient, container: str, text: str) -> tuple[bool, str]:
     """Run ``nginx -t`` on ``text`` inside ``container``; (passed, nginx's output)."""
     with engine_errors(f"copy the candidate nginx.conf into {container}"):
         client.api.put_archive(container, CANDIDATE_DIR, _tar_of(CANDIDATE_NAME, text.encode()))
     candidate = f"{CANDIDATE_DIR}/{CANDIDATE_NAME}"
     try:
-        code, output = _exec(client, container, ["nginx", "-t", "-c", candidate])
+        code, output = exec_output(client, container, ["nginx", "-t", "-c", candidate])
     finally:
-        _exec(client, container, ["rm", "-f", candidate])
+        exec_output(client, container, ["rm", "-f", candidate])
     return code == 0, output.replace(candidate, "nginx.conf")
 
 
@@ -79,6 +71,6 @@ def reload_config(
             + ("; ".join(lines) or output)
         )
     write(live, text.encode())
-    code, output = _exec(client, container, ["nginx", "-s", "reload"])
+    code, output = exec_output(client, container, ["nginx", "-s", "reload"])
     if code != 0:
         raise EngineError(f"nginx in {container} refused to reload: {output}")

@@ -238,12 +238,12 @@ def remember(
     """
     import shutil
 
-    from aiwf.engine.host import tmux_socket
+    from aiwf.stack import tmux_socket
 
     key = invocation_key(args)
     if key is None:
         return None
-    socket_path = tmux_socket(config)
+    socket_path = Path(tmux_socket(config))
     record = {
         "format": RECORD_FORMAT,
         "key": key,

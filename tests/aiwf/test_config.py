@@ -88,7 +88,13 @@ def test_every_problem_is_reported_at_once() -> None:
 def test_empty_settings_are_a_working_local_stack() -> None:
     config = validate({})
     assert config.project == "ai-workflow"
-    assert config.enabled_services() == ["tmux-sessions", "orchestrator", "dashboard", "nginx"]
+    assert config.enabled_services() == [
+        "sandbox",
+        "tmux-sessions",
+        "orchestrator",
+        "dashboard",
+        "nginx",
+    ]
     assert config.tls.mode == "self-signed"
     assert config.speech.mode == "off"
     assert config.network_name == "ai-workflow-network"

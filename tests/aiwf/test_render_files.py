@@ -40,6 +40,7 @@ def test_compose_holds_the_desired_services(make_config: Make) -> None:
     assert "name" not in compose  # docker-compose 1.29 rejects it; the project is in .env
     assert render_all(config)[".env"].endswith("\nCOMPOSE_PROJECT_NAME=aiwf-test\n")
     assert list(compose["services"]) == [
+        "sandbox",
         "tmux-sessions",
         "orchestrator",
         "whisper",
@@ -51,10 +52,11 @@ def test_compose_holds_the_desired_services(make_config: Make) -> None:
         assert service["image"] == f"aiwf-test-{name}"
         assert service["container_name"] == f"aiwf-test-{name}"
         assert service["build"]["context"].endswith(f"/services/{spec.build_folder}")
-        assert service["build"]["args"] == {"BASE_IMAGE": spec.base_image}
+        assert service["build"]["args"] == {"BASE_IMAGE": spec.base_image, **spec.build_args}
         assert service["restart"] == "unless-stopped"
         assert service["healthcheck"]["test"] == list(spec.healthcheck.test)
-        assert service["networks"] == {"ai-workflow-network": {"aliases": [name]}}
+        if not spec.isolated:
+            assert service["networks"] == {"ai-workflow-network": {"aliases": [name]}}
         assert service.get("environment", {}) == spec.environment
         assert service["logging"] == {
             "driver": "json-file",
@@ -69,12 +71,22 @@ def test_compose_holds_the_desired_services(make_config: Make) -> None:
         "plane-orchestrator-data": {"name": "aiwf-test_plane-orchestrator-data"},
         "plane-orchestrator-logs": {"name": "aiwf-test_plane-orchestrator-logs"},
     }
+    # The agent's uid reaches the two images that run as it, and no other.
+    uid = {"APP_UID": "1000", "APP_GID": "1000"}
+    assert compose["services"]["sandbox"]["build"]["args"]["APP_UID"] == uid["APP_UID"]
+    assert compose["services"]["tmux-sessions"]["build"]["args"]["APP_GID"] == uid["APP_GID"]
+    assert "APP_UID" not in compose["services"]["orchestrator"]["build"]["args"]
+    # The sandbox joins no stack network, keeps no capability and gains no privilege.
+    sandbox = compose["services"]["sandbox"]
+    assert sandbox["network_mode"] == "bridge" and "networks" not in sandbox
+    assert sandbox["cap_drop"] == ["ALL"] and sandbox["security_opt"] == ["no-new-privileges"]
 
 
 def test_compose_dependencies_wait_for_health(make_config: Make) -> None:
     compose = _compose(make_config({"speech": {"mode": "local"}}))["services"]
     healthy = {"condition": "service_healthy"}
-    assert "depends_on" not in compose["tmux-sessions"]
+    assert "depends_on" not in compose["sandbox"]
+    assert compose["tmux-sessions"]["depends_on"] == {"sandbox": healthy}
     assert compose["orchestrator"]["depends_on"] == {"tmux-sessions": healthy}
     assert compose["nginx"]["depends_on"] == {
         "dashboard": healthy,
@@ -168,7 +180,7 @@ def test_docker_compose_accepts_the_file(make_config: Make, tmp_path: Path, spee
         pytest.skip("docker-compose is not installed (make deps installs it)")
     config = make_config({"speech": {"mode": speech}})
     services = tmp_path / "services"
-    for folder in ("nginx", "dashboard", "tmux-sessions", "orchestrator", "whisper"):
+    for folder in ("sandbox", "nginx", "dashboard", "tmux-sessions", "orchestrator", "whisper"):
         (services / folder).mkdir(parents=True)
     context = RenderContext.for_stack(config).with_changes(services_dir=str(services))
     compose_file = tmp_path / "compose.yaml"
@@ -185,6 +197,7 @@ def test_docker_compose_accepts_the_file(make_config: Make, tmp_path: Path, spee
     assert result.returncode == 0, result.stderr
     understood = yaml.safe_load(result.stdout)
     assert set(understood["services"]) == {
+        "sandbox",
         "tmux-sessions",
         "orchestrator",
         "whisper",

@@ -8,6 +8,7 @@ run (and a second stack) reuse them instead of building again.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import secrets
@@ -17,16 +18,82 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+#: The key the test stacks' agents are given; the model double accepts no other.
+AGENT_API_KEY = f"sk-ant-api03-e2e-{secrets.token_hex(16)}"
+
+
+def _load_support(name: str) -> ModuleType:
+    """A module of tests/support (pytest imports test files by path, not as packages)."""
+    module_name = f"aiwf_e2e_support_{name}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(
+        module_name, ROOT / "tests" / "support" / f"{name}.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+messages_api = _load_support("messages_api")
+
+
+class ModelDouble:
+    """The Messages API double every test stack's agents talk to, its script set per test.
+
+    It listens on every address of this machine so the sandbox reaches it as
+    ``host.docker.internal``; it answers only requests carrying :data:`AGENT_API_KEY`.
+    """
+
+    #: The module: its script builders (``complete_ticket_script``), ``ApiError``, ``Turn``...
+    api = messages_api
+    key = AGENT_API_KEY
+
+    def __init__(self) -> None:
+        self.script: Any = messages_api.complete_ticket_script("/nonexistent", "", "")
+        self.server = messages_api.MessagesApiServer(
+            lambda request: self.script(request), host="0.0.0.0", expected_api_key=AGENT_API_KEY
+        )
+
+    @property
+    def base_url(self) -> str:
+        """The URL agents in the sandbox use."""
+        return f"http://host.docker.internal:{self.server.port}"
+
+
+@pytest.fixture(scope="session")
+def model_double() -> Iterator[ModelDouble]:
+    double = ModelDouble()
+    with double.server:
+        yield double
+
+
+def agent_settings(tmp: Path, model: ModelDouble) -> dict[str, Any]:
+    """Settings giving a stack's agents the test key and the model double."""
+    key = tmp / "agent-api-key"
+    key.write_text(AGENT_API_KEY + "\n")
+    key.chmod(0o600)
+    return {
+        "agent": {
+            "api_key_file": str(key),
+            "base_url": model.base_url,
+            # An API error ends the agent's turn at once instead of after minutes of retries.
+            "environment": {"CLAUDE_CODE_MAX_RETRIES": "0"},
+        }
+    }
 
 
 def _engine_answers() -> bool:
@@ -79,10 +146,6 @@ class Stack:
     @property
     def data_dir(self) -> Path:
         return Path(self.settings["paths"]["data_dir"])
-
-    @property
-    def tmux_socket(self) -> Path:
-        return Path(self.settings["paths"]["tmux_socket_dir"]) / "default"
 
     @property
     def https_port(self) -> int:
@@ -175,10 +238,9 @@ def make_stack(tmp: Path, overrides: Mapping[str, Any] | None = None) -> Stack:
 
 
 def remove_stack(stack: Stack) -> None:
-    """Containers, network, volumes, the host tmux server and the project's image tags."""
+    """Containers (the sandbox's tmux server with them), network, volumes, image tags."""
     stack.write_inventory()
     stack.aiwf("down", "--volumes", "--yes", check=False)
-    subprocess.run(["tmux", "-S", str(stack.tmux_socket), "kill-server"], capture_output=True)
     from aiwf.engine.docker_client import connect
 
     client = connect()
@@ -213,9 +275,19 @@ def stack_factory() -> Any:
 
 
 @pytest.fixture(scope="session")
-def stack(engine_available: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The default stack (local tickets, speech off), brought up from nothing by ``aiwf up``."""
-    yield from run_stack(tmp_path_factory.mktemp("stack"))
+def agent_overrides(model_double: ModelDouble) -> Callable[[Path], dict[str, Any]]:
+    """``tmp -> settings`` giving a stack's agents the test key and the model double."""
+    return lambda tmp: agent_settings(tmp, model_double)
+
+
+@pytest.fixture(scope="session")
+def stack(
+    engine_available: None, model_double: ModelDouble, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """The default stack (local tickets, speech off), brought up from nothing by ``aiwf up``;
+    its agents have a key and talk to the model double."""
+    tmp = tmp_path_factory.mktemp("stack")
+    yield from run_stack(tmp, agent_settings(tmp, model_double))
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.engine, pytest.mark.e2e]
 
 def test_every_service_is_healthy_and_only_nginx_publishes(stack: Any) -> None:
     rows = stack.ps()
-    assert set(rows) == {"tmux-sessions", "orchestrator", "dashboard", "nginx"}
+    assert set(rows) == {"sandbox", "tmux-sessions", "orchestrator", "dashboard", "nginx"}
     for service, row in rows.items():
         assert (row["state"], row["health"]) == ("running", "healthy"), service
     from aiwf.engine.docker_client import connect
@@ -43,8 +43,11 @@ def test_the_health_sweep_sees_every_part_of_the_running_stack(stack: Any) -> No
         ("via-nginx", "nginx"),
         ("websocket", "tmux-sessions"),
         ("http-direct", "dashboard"),
+        ("agent", "sandbox"),  # the pinned Claude Code answers there, not as root
     }
     assert expected <= passed
+    agent = next(c for c in checks if c["check"] == "agent")
+    assert "Claude Code 2.1.328" in agent["detail"] and "uid 1000" in agent["detail"]
 
 
 def test_nginx_serves_health_and_the_dashboard_over_https(stack: Any) -> None:

@@ -21,6 +21,7 @@ from aiwf.deploy.settings import (
     host_config,
     host_settings,
     host_settings_text,
+    read_agent_key,
     read_plane_key,
 )
 from aiwf.errors import ConfigError, DeployError
@@ -39,17 +40,17 @@ def _layout() -> RemoteLayout:
 
 def test_machine_dependent_defaults_come_from_the_host() -> None:
     settings = host_settings(
-        {"paths": {"data_dir": "/srv/stack"}}, HostDefaults(home="/home/ops", uid=1001), _layout()
+        {"paths": {"data_dir": "/srv/stack"}}, HostDefaults(home="/home/ops"), _layout()
     )
     config = host_config(settings, "test")
     assert str(config.paths.home) == "/home/ops"
-    assert str(config.paths.tmux_socket_dir) == "/tmp/tmux-1001"
+    assert str(config.paths.tmux_socket_dir) == "/srv/stack/agent/tmux"
     assert str(config.paths.certs_dir) == "/srv/stack/certs"
 
 
 def test_given_paths_win_over_host_defaults() -> None:
     given = {"paths": {"home": "/home/me", "tmux_socket_dir": "/run/tmux", "certs_dir": "/c"}}
-    settings = host_settings(given, HostDefaults(home="/root", uid=0), _layout())
+    settings = host_settings(given, HostDefaults(home="/root"), _layout())
     assert settings["paths"]["home"] == "/home/me"
     assert settings["paths"]["tmux_socket_dir"] == "/run/tmux"
     assert settings["paths"]["certs_dir"] == "/c"
@@ -61,12 +62,27 @@ def test_plane_key_travels_as_a_file_and_never_in_the_settings(
     monkeypatch.setenv("TEST_PLANE_KEY", "plane-secret-value")
     raw = {"services": {"orchestrator": {"plane": {"api_key_env": "TEST_PLANE_KEY"}}}}
     assert read_plane_key(raw) == "plane-secret-value"
-    settings = host_settings(raw, HostDefaults(home="/root", uid=0), _layout())
+    settings = host_settings(raw, HostDefaults(home="/root"), _layout())
     text = host_settings_text(settings)
     assert "plane-secret-value" not in text
     plane = settings["services"]["orchestrator"]["plane"]
     assert plane["api_key_file"] == "/srv/stack/aiwf/secrets/plane_api_key"
     assert plane["api_key_env"] is None
+
+
+def test_agent_key_travels_as_a_file_and_never_in_the_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    key = tmp_path / "agent-key"
+    key.write_text("sk-ant-agent-secret\n")
+    raw = {"agent": {"api_key_file": str(key)}}
+    assert read_agent_key(raw) == "sk-ant-agent-secret"
+    settings = host_settings(raw, HostDefaults(home="/root"), _layout())
+    assert "sk-ant-agent-secret" not in host_settings_text(settings)
+    assert settings["agent"]["api_key_file"] == "/srv/stack/aiwf/secrets/anthropic_api_key"
+    key.write_text("")
+    with pytest.raises(DeployError, match=r"agent\.api_key_file: .* is empty"):
+        read_agent_key(raw)
 
 
 def test_missing_plane_variable_names_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -79,7 +95,7 @@ def test_missing_plane_variable_names_the_field(monkeypatch: pytest.MonkeyPatch)
 def test_host_settings_file_is_an_inventory_the_host_loads_back(tmp_path: Path) -> None:
     settings = host_settings(
         {"project": "other", "ports": {"https": 8443}},
-        HostDefaults(home="/root", uid=0),
+        HostDefaults(home="/root"),
         _layout(),
     )
     path = tmp_path / "host.py"

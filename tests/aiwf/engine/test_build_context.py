@@ -11,9 +11,9 @@ import pytest
 
 from aiwf.engine.build import (
     dashboard_dist_is_fresh,
+    declared_buildargs,
     hash_files,
     node_environment,
-    owner_buildargs,
     source_files,
     wheel_commands,
 )
@@ -62,8 +62,9 @@ def test_only_dockerfiles_that_ask_get_the_owner_ids(tmp_path: Path) -> None:
     asks.write_text("ARG BASE_IMAGE\nARG APP_UID=1000\nARG APP_GID=1000\n")
     plain = tmp_path / "Dockerfile.plain"
     plain.write_text("ARG BASE_IMAGE\n")
-    assert owner_buildargs(asks) == {"APP_UID": str(os.getuid()), "APP_GID": str(os.getgid())}
-    assert owner_buildargs(plain) == {}
+    wanted = {"APP_UID": "1000", "APP_GID": "1000"}
+    assert declared_buildargs(asks, wanted) == wanted
+    assert declared_buildargs(plain, wanted) == {}
 
 
 def test_dist_is_stale_when_a_source_is_newer(tmp_path: Path) -> None:

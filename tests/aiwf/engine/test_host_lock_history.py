@@ -62,21 +62,6 @@ def test_host_directories_exist_with_private_modes(config: StackConfig) -> None:
     assert any("created" in note for note in report.notes)
 
 
-def test_the_agents_complete_command_is_installed_in_the_workspace(config: StackConfig) -> None:
-    assert config.paths.workspace is not None
-    installed = config.paths.workspace / ".claude" / "commands" / "complete.md"
-    ensure_directories(config, HostReport())
-    assert "COMPLETION_FILE" in installed.read_text()
-    installed.write_text("edited by hand")
-    again = HostReport()
-    ensure_directories(config, again)
-    assert "COMPLETION_FILE" in installed.read_text()
-    assert any("/complete" in note for note in again.notes)
-    unchanged = HostReport()
-    ensure_directories(config, unchanged)
-    assert not any("/complete" in note for note in unchanged.notes)
-
-
 def test_a_second_holder_is_refused_with_who_holds_the_lock(tmp_path: Path) -> None:
     holder = subprocess.Popen(
         [

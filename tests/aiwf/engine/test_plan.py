@@ -57,6 +57,7 @@ def test_from_nothing_everything_is_created_in_dependency_order(config: StackCon
         (Action.CREATE_VOLUME, "unit_tmux-session-data"),
         (Action.CREATE_VOLUME, "unit_plane-orchestrator-data"),
         (Action.CREATE_VOLUME, "unit_plane-orchestrator-logs"),
+        (Action.CREATE, "sandbox"),
         (Action.CREATE, "tmux-sessions"),
         (Action.CREATE, "orchestrator"),
         (Action.CREATE, "dashboard"),
