@@ -28,7 +28,12 @@ log = logging.getLogger("tmux_sessions")
 def build_context(settings: Settings, shutdown: Shutdown | None = None) -> AppContext:
     """Read secrets and state files; raises SecretFileError/StateFileError with a clear line."""
     secrets = Secrets.load(settings)
-    tmux = Tmux(settings.tmux_socket, settings.tmux_binary, shutdown=shutdown)
+    tmux = Tmux(
+        settings.tmux_socket,
+        settings.tmux_binary,
+        shutdown=shutdown,
+        start_server=settings.start_server,
+    )
     tmux.prepare_socket_directory()
     users = UserStore(settings.users_file)
     created = users.ensure_bootstrap_user(settings.bootstrap_user, secrets.bootstrap_password)

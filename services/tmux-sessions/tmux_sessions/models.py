@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tmux_sessions.naming import check_session_name
+from tmux_sessions.naming import check_session_name, control_character_problem
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_INPUT_BYTES = 64 * 1024
@@ -36,6 +36,17 @@ class SessionCreate(SessionBase):
     def _name_tmux_can_take(cls, name: str | None) -> str | None:
         return None if name is None else check_session_name(name)
 
+    @field_validator("ticket_id")
+    @classmethod
+    def _ticket_on_one_line(cls, ticket_id: str | None) -> str | None:
+        """The ticket goes into the tmux option @aiwf_ticket, which tmux lists verbatim: a tab
+        or newline would split that listing's lines and fields."""
+        if ticket_id is not None:
+            problem = control_character_problem(ticket_id)
+            if problem is not None:
+                raise ValueError(f"ticket_id {problem}")
+        return ticket_id
+
     @field_validator("command")
     @classmethod
     def _command_without_nul(cls, command: str | None) -> str | None:
@@ -55,7 +66,13 @@ class SessionCreate(SessionBase):
 
 
 class SessionPublic(SessionBase):
-    """A session as the API shows it; ``alive`` is false once tmux no longer has it."""
+    """A session as the API shows it; ``alive`` is false once tmux no longer has it.
+
+    A session whose command exited also tells how (``exit_status``, e.g. 127 when the command
+    was not found, 128 + N when signal N ended it) and what it left on screen (``last_output``,
+    its last lines, at most 4000 characters), so a failed agent can be diagnosed after the
+    fact. Both are null for live sessions and for sessions that ended otherwise.
+    """
 
     id: str
     name: str
@@ -64,6 +81,8 @@ class SessionPublic(SessionBase):
     created_by: str | None = None
     alive: bool
     clients: int = 0
+    exit_status: int | None = None
+    last_output: str | None = None
 
 
 class SessionInput(BaseModel):

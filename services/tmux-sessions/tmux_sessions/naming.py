@@ -24,7 +24,16 @@ def session_name_problem(name: str) -> str | None:
     for forbidden in (":", "."):
         if forbidden in name:
             return f"must not contain {forbidden!r} (tmux uses it to separate targets)"
-    for char in name:
+    return control_character_problem(name)
+
+
+def control_character_problem(text: str) -> str | None:
+    """Why ``text`` cannot stand in one field of a tmux listing line, or None.
+
+    >>> control_character_problem("PROJ-7\\tx")
+    "must not contain control characters (found '\\\\t')"
+    """
+    for char in text:
         if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
             return f"must not contain control characters (found {char!r})"
     return None

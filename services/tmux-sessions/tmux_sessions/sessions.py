@@ -11,7 +11,13 @@ from pathlib import Path
 
 from tmux_sessions.models import SessionCreate
 from tmux_sessions.store import SessionRecord, SessionStore, reconcile
-from tmux_sessions.tmux import SessionNotFoundError, Tmux
+from tmux_sessions.tmux import (
+    SessionNotFoundError,
+    Tmux,
+    TmuxError,
+    TmuxSession,
+    TmuxUnavailableError,
+)
 
 
 class UnknownSessionError(LookupError):
@@ -40,10 +46,26 @@ class SessionManager:
         self._lock = asyncio.Lock()
 
     async def _reconcile(self, extra: SessionRecord | None = None) -> list[SessionRecord]:
-        live = await self.tmux.list_sessions()
+        """Bring sessions.json in step with tmux, and end finished sessions.
+
+        A session whose command has exited (its pane kept by remain-on-exit) has its last
+        screen read, is recorded dead with its exit status and that screen, and only then is
+        its tmux session killed: a crash in between leaves it to the next listing, not lost.
+        """
+        listed = await self.tmux.list_sessions()
+        finished = [session for session in listed if session.exit_status is not None]
+        last_screens = {
+            session.tmux_id: screen
+            for session in finished
+            if (screen := await self._last_screen(session)) is not None
+        }
         known = self.store.records + ([extra] if extra else [])
         records, labels = reconcile(
-            known, live, new_id=new_session_id, dead_retention=self.dead_retention
+            known,
+            listed,
+            last_screens=last_screens,
+            new_id=new_session_id,
+            dead_retention=self.dead_retention,
         )
         for tmux_id, aiwf_id in labels:
             try:
@@ -51,12 +73,42 @@ class SessionManager:
             except SessionNotFoundError:
                 records = [record for record in records if record.id != aiwf_id]
         self.store.replace_all(records)
+        for session in finished:
+            with contextlib.suppress(SessionNotFoundError):
+                await self.tmux.kill_session(session.tmux_id)
         return records
+
+    async def _last_screen(self, session: TmuxSession) -> str | None:
+        """The finished session's last screen, or None when tmux cannot give it (the session
+        was killed meanwhile, say): the session is still recorded as ended, with its exit
+        status. Only a passing unavailability of tmux stops the listing (503), with nothing
+        lost, as the next listing reads the screen again."""
+        try:
+            return await self.tmux.capture_last_screen(session.tmux_id)
+        except TmuxUnavailableError:
+            raise
+        except TmuxError:
+            return None
 
     async def refresh(self) -> list[SessionRecord]:
         """Every known session, live ones first; what tmux says wins."""
         async with self._lock:
             return await self._reconcile()
+
+    async def finish_when_exited(self, tmux_id: str, *, interval: float) -> None:
+        """Look every ``interval`` seconds whether the session's command has exited, and then
+        record and end it as a listing does; runs until cancelled.
+
+        The pane-died hook normally detaches a finished session's clients at once, but tmux
+        3.3a sometimes misses the exit (see ``Tmux.reap_exited_panes``) and never fires it.
+        A browser terminal runs this meanwhile, so it still ends, e.g. within 2 s of ``exit``
+        with ``interval=2``. Failures (the session gone, tmux busy) wait for the next look.
+        """
+        while True:
+            await asyncio.sleep(interval)
+            with contextlib.suppress(TmuxError):
+                if await self.tmux.pane_exited(tmux_id):
+                    await self.refresh()
 
     async def get(self, key: str, *, alive_only: bool = False) -> SessionRecord:
         """A session by id, or by the name of a live session."""
@@ -94,6 +146,7 @@ class SessionManager:
                 cols=request.cols,
                 rows=request.rows,
                 aiwf_id=session_id,
+                ticket_id=request.ticket_id,
             )
             record = SessionRecord(
                 id=session_id,

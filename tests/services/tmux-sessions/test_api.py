@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -29,6 +31,19 @@ def eventually(check: Callable[[], bool], timeout: float = 15) -> bool:
 
 def pane_text(service: Any, target: str) -> str:
     return str(service.tmux("capture-pane", "-p", "-t", target + ":").stdout)
+
+
+def ended(service: Any, session_id: str) -> dict[str, Any]:
+    """The session as the API shows it once it is no longer alive (each look is a listing,
+    which is what ends a finished session)."""
+    with service.token_client() as client:
+        assert eventually(lambda: not client.get(f"/api/sessions/{session_id}").json()["alive"])
+        session: dict[str, Any] = client.get(f"/api/sessions/{session_id}").json()
+    return session
+
+
+def tmux_session_names(service: Any) -> list[str]:
+    return str(service.tmux("list-sessions", "-F", "#{session_name}").stdout).split()
 
 
 # --- health --------------------------------------------------------------------------------
@@ -196,6 +211,7 @@ def test_create_list_get_delete(service: Any) -> None:
         rows=30,
     )
     assert created["name"] == "work-1" and created["alive"] is True
+    assert created["exit_status"] is None and created["last_output"] is None
     assert created["ticket_id"] == "PROJ-7" and created["created_by"] == "service"
     assert created["cwd"] == str(service.root)
     assert service.tmux("has-session", "-t", "=work-1").returncode == 0
@@ -304,12 +320,104 @@ def test_input_over_64_kib_is_422(service: Any) -> None:
     assert "65536" in response.json()["detail"]
 
 
+def test_input_ending_in_a_semicolon_is_typed_whole(service: Any) -> None:
+    created = service.create_session(name="semicolon")
+    with service.token_client() as client:
+        response = client.post(
+            f"/api/sessions/{created['id']}/input", json={"data": "echo semi-$((4+3));"}
+        )
+        assert response.status_code == 204
+        client.post(f"/api/sessions/{created['id']}/input", json={"data": "", "enter": True})
+    assert eventually(lambda: "semi-7" in pane_text(service, "=semicolon"))
+    assert "echo semi-$((4+3));" in pane_text(service, "=semicolon")
+
+
+def test_command_that_exits_keeps_its_status_and_last_screen(service: Any) -> None:
+    created = service.create_session(
+        name="boom", command="sh -c 'echo boom-marker; exit 3'", ticket_id="PROJ-3"
+    )
+    session = ended(service, created["id"])
+    assert session["exit_status"] == 3 and "boom-marker" in session["last_output"]
+    assert session["ticket_id"] == "PROJ-3" and session["command"].startswith("sh -c")
+    assert "boom" not in tmux_session_names(service)
+    with service.token_client() as client:
+        [listed] = client.get("/api/sessions").json()
+    assert listed["alive"] is False and listed["exit_status"] == 3
+    assert listed["last_output"] == session["last_output"]
+    [stored] = json.loads((service.data_dir / "sessions.json").read_text())["sessions"]
+    assert stored["exit_status"] == 3 and "boom-marker" in stored["last_output"]
+
+
+def test_command_not_found_reports_127_and_why(service: Any) -> None:
+    created = service.create_session(name="missing", command="no-such-agent-binary-xyz")
+    session = ended(service, created["id"])
+    assert session["exit_status"] == 127
+    assert "no-such-agent-binary-xyz" in session["last_output"]
+    assert "not found" in session["last_output"]
+    assert "missing" not in tmux_session_names(service)
+
+
+def test_last_screen_lost_to_a_kill_still_records_the_exit(service: Any) -> None:
+    bystander = service.create_session(name="bystander", command="sleep 300")
+    created = service.create_session(name="vanishing", command="sh -c 'read line; exit 5'")
+    assert service.tmux("send-keys", "-t", "=vanishing:", "Enter").returncode == 0
+
+    def exit_status_known() -> bool:
+        # As the service does: a child of the tmux server that ends makes tmux 3.3a reap a
+        # pane process whose exit it missed.
+        service.tmux("run-shell", "true")
+        listing = service.tmux("list-sessions", "-F", "#{session_name} #{pane_dead_status}")
+        return "vanishing 5" in listing.stdout
+
+    assert eventually(exit_status_known)
+    # tmux kills the session right after our listing, before its screen can be read.
+    hook = ("after-list-sessions", "kill-session -t =vanishing")
+    assert service.tmux("set-hook", "-g", *hook).returncode == 0
+    with service.token_client() as client:
+        response = client.get("/api/sessions")
+    assert service.tmux("set-hook", "-gu", hook[0]).returncode == 0
+    assert response.status_code == 200, response.text
+    listed = {session["id"]: session for session in response.json()}
+    assert listed[bystander["id"]]["alive"] is True
+    assert listed[created["id"]]["alive"] is False
+    assert listed[created["id"]]["exit_status"] == 5
+    assert listed[created["id"]]["last_output"] is None
+
+
+def test_ticket_is_readable_from_tmux_alone(service: Any) -> None:
+    service.create_session(name="ticketed", command="sleep 300", ticket_id="PROJ-42;")
+    service.create_session(name="unticketed", command="sleep 300")
+    listing = service.tmux("list-sessions", "-F", "#{session_name} #{@aiwf_ticket}").stdout
+    assert sorted(listing.splitlines()) == ["ticketed PROJ-42;", "unticketed "]
+
+
+def test_ticket_with_a_control_character_is_422(service: Any) -> None:
+    with service.token_client() as client:
+        response = client.post("/api/sessions", json={"ticket_id": "PROJ-1\nx"})
+    assert response.status_code == 422
+    assert "control characters" in response.text
+
+
+def test_plain_shell_ends_with_its_shell_as_before(service: Any) -> None:
+    created = service.create_session(name="plain", command=None)
+    window_options = service.tmux("show-options", "-w", "-t", "=plain:").stdout
+    assert "remain-on-exit" not in window_options
+    assert service.tmux("show-hooks", "-w", "-t", "=plain:").stdout.strip() == ""
+    assert service.tmux("display", "-p", "-t", "=plain:", "#{pane_pipe}").stdout.strip() == "0"
+    shell = int(service.tmux("display", "-p", "-t", "=plain:", "#{pane_pid}").stdout)
+    os.kill(shell, signal.SIGKILL)  # the shell ends; a login shell may still be reading rc files
+    assert eventually(lambda: "plain" not in tmux_session_names(service))
+    session = ended(service, created["id"])
+    assert session["exit_status"] is None and session["last_output"] is None
+
+
 def test_session_killed_from_tmux_is_reported_dead(service: Any) -> None:
     created = service.create_session(name="doomed")
     assert service.tmux("kill-session", "-t", "=doomed").returncode == 0
     with service.token_client() as client:
         got = client.get(f"/api/sessions/{created['id']}").json()
         assert got["alive"] is False
+        assert got["exit_status"] is None and got["last_output"] is None
         response = client.post(f"/api/sessions/{created['id']}/input", json={"data": "x"})
         assert response.status_code == 404
         assert client.delete(f"/api/sessions/{created['id']}").status_code == 204
@@ -336,13 +444,14 @@ def test_sessions_survive_a_service_restart(service: Any) -> None:
 
 
 def test_metadata_lost_is_rebuilt_from_tmux(service: Any) -> None:
-    created = service.create_session(name="orphan")
+    created = service.create_session(name="orphan", ticket_id="PROJ-8")
     service.stop()
     (service.data_dir / "sessions.json").unlink()
     service.start()
     with service.token_client() as client:
         got = client.get(f"/api/sessions/{created['id']}").json()
     assert got["name"] == "orphan" and got["alive"] is True
+    assert got["ticket_id"] == "PROJ-8"
 
 
 # --- start-up errors -----------------------------------------------------------------------

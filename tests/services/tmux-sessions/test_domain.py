@@ -26,7 +26,15 @@ from tmux_sessions.naming import check_session_name, session_name_problem
 from tmux_sessions.ratelimit import LoginRateLimiter, client_address
 from tmux_sessions.store import SessionRecord, SessionStore, reconcile
 from tmux_sessions.terminal import PtyClient
-from tmux_sessions.tmux import TmuxSession, split_utf8
+from tmux_sessions.tmux import (
+    Tmux,
+    TmuxError,
+    TmuxSession,
+    command_sequence,
+    last_screen,
+    split_utf8,
+    tmux_argument,
+)
 from tmux_sessions.users import UserError, UserStore
 
 # --- session names -------------------------------------------------------------------------
@@ -112,6 +120,7 @@ def test_reconcile_joins_labels_and_marks_dead() -> None:
     records, labels = reconcile(
         stored,
         [live("$1", "alpha-renamed", "a", clients=2), live("$2", "from-host", None)],
+        last_screens={},
         new_id=lambda: next(ids),
         dead_retention=10,
     )
@@ -127,18 +136,70 @@ def test_reconcile_joins_labels_and_marks_dead() -> None:
 
 def test_reconcile_keeps_only_newest_dead() -> None:
     stored = [SessionRecord(f"d{n}", f"d{n}", NOW + timedelta(minutes=n)) for n in range(5)]
-    records, _ = reconcile(stored, [], new_id=lambda: "x", dead_retention=2)
+    records, _ = reconcile(stored, [], last_screens={}, new_id=lambda: "x", dead_retention=2)
     assert [record.id for record in records] == ["d4", "d3"]
+
+
+def test_reconcile_records_how_finished_sessions_ended() -> None:
+    ids = (f"new{n}" for n in count())
+    stored = [SessionRecord("a", "agent", NOW, command="claude", ticket_id="T-1")]
+    finished = [
+        TmuxSession("$1", "agent", NOW, 0, "a", exit_status=127),
+        TmuxSession("$2", "host-job", NOW, 0, None, ticket_id="T-2", exit_status=3),
+    ]
+    records, labels = reconcile(
+        stored,
+        finished,
+        last_screens={"$1": "claude: command not found"},
+        new_id=lambda: next(ids),
+        dead_retention=10,
+    )
+    by_id = {record.id: record for record in records}
+    assert not by_id["a"].alive and by_id["a"].tmux_id is None
+    assert by_id["a"].exit_status == 127 and by_id["a"].ticket_id == "T-1"
+    assert by_id["a"].last_output == "claude: command not found"
+    assert by_id["new0"].exit_status == 3 and by_id["new0"].last_output is None
+    assert by_id["new0"].ticket_id == "T-2"
+    assert labels == []
+    again, _ = reconcile(records, [], last_screens={}, new_id=lambda: "x", dead_retention=10)
+    assert {record.id: record.exit_status for record in again} == {"a": 127, "new0": 3}
+
+
+def test_last_screen_keeps_the_end_without_trailing_blanks() -> None:
+    assert last_screen("one  \n\ntwo\t\n\n\n") == "one\n\ntwo"
+    assert last_screen("x" * 5000 + "\nreason") == ("x" * 5000 + "\nreason")[-4000:]
+    assert last_screen("") == ""
+
+
+def test_arguments_ending_in_semicolon_reach_tmux_whole() -> None:
+    assert tmux_argument("a;") == "a\\;" and tmux_argument(";") == "\\;"
+    assert tmux_argument("a;b") == "a;b"
+    assert command_sequence(["set-option", "@aiwf_ticket", "T;"], ["kill-server"]) == [
+        "set-option",
+        "@aiwf_ticket",
+        "T\\;",
+        ";",
+        "kill-server",
+    ]
 
 
 def test_store_round_trip_and_atomic_file(tmp_path: Path) -> None:
     path = tmp_path / "data" / "sessions.json"
     store = SessionStore(path)
     record = SessionRecord("a", "alpha", NOW, command="claude", cwd="/w", ticket_id="T-9")
-    store.replace_all([record])
-    assert SessionStore(path).records == [record]
+    ended = SessionRecord("b", "beta", NOW, alive=False, exit_status=2, last_output="no such file")
+    store.replace_all([record, ended])
+    assert SessionStore(path).records == [record, ended]
     assert [p.name for p in path.parent.iterdir()] == ["sessions.json"]
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_store_loads_files_written_before_exit_status(tmp_path: Path) -> None:
+    path = tmp_path / "sessions.json"
+    old_entry = {"id": "a", "name": "alpha", "created_at": NOW.isoformat(), "alive": False}
+    path.write_text(json.dumps({"version": 1, "sessions": [old_entry]}))
+    [record] = SessionStore(path).records
+    assert record.exit_status is None and record.last_output is None and not record.alive
 
 
 def test_damaged_state_file_names_the_file(tmp_path: Path) -> None:
@@ -300,3 +361,17 @@ async def test_pty_client_pauses_when_not_read_and_loses_nothing() -> None:
         assert received == total
     finally:
         await client.close()
+
+
+async def test_a_service_told_not_to_start_a_server_never_does(tmp_path: Path) -> None:
+    """In the stack the sandbox owns the tmux server: with none there, creating a session fails
+    instead of starting one inside the service's own container."""
+    socket = tmp_path / "tmux" / "default"
+    socket.parent.mkdir(mode=0o700)
+    tmux = Tmux(socket, start_server=False)
+    with pytest.raises(TmuxError, match="error connecting to"):
+        await tmux.new_session(
+            name="nowhere", command=None, cwd=tmp_path, env={}, cols=80, rows=24, aiwf_id="x"
+        )
+    assert not socket.exists()
+    assert await tmux.list_sessions() == []

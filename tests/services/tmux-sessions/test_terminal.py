@@ -151,11 +151,15 @@ async def test_input_frame_over_64_kib_closes_1009(service: Any, screen: Any) ->
 async def test_session_end_closes_the_socket_normally(service: Any, screen: Any) -> None:
     created = service.create_session(name="brief")
     async with service.connect(created["id"]) as connection:
-        await screen(connection).type("exit\r")
+        await screen(connection).type("echo last-words; exit 4\r")
         with pytest.raises(ConnectionClosed) as closed:
             while True:
                 await asyncio.wait_for(connection.recv(), 15)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1000
+    with service.token_client() as client:
+        session = client.get(f"/api/sessions/{created['id']}").json()
+    assert session["alive"] is False and session["exit_status"] == 4
+    assert "last-words" in session["last_output"]
 
 
 async def test_kill_from_tmux_ends_the_terminal_and_the_api_says_so(

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("/app/data")
     tmux_socket: Path = Field(default_factory=default_tmux_socket)
     tmux_binary: str = "tmux"
+    #: ``False``: only talk to a tmux server that runs already (the stack's sandbox); never
+    #: start one here.
+    start_server: bool = True
     secret_key_file: Path | None = Path("/run/secrets/tmux_sessions_secret_key")
     service_token_file: Path | None = None
     bootstrap_user: str = "admin"

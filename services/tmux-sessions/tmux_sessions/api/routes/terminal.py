@@ -32,6 +32,8 @@ CLOSE_TOO_BIG = 1009
 CLOSE_INTERNAL_ERROR = 1011
 CLOSE_SERVICE_RESTART = 1012
 CLOSE_TRY_AGAIN_LATER = 1013
+# How often an open terminal checks whether its session's command has exited unnoticed.
+EXIT_CHECK_SECONDS = 2.0
 
 
 async def deny(
@@ -97,10 +99,17 @@ async def terminal(websocket: WebSocket, session_id: str) -> None:
         buffer_limit=context.settings.client_buffer_bytes,
     )
     await client.start()
+    exit_check = asyncio.create_task(
+        context.sessions.finish_when_exited(record.tmux_id, interval=EXIT_CHECK_SECONDS)
+    )
     try:
         await websocket.accept()
         await TerminalBridge(websocket, client, read_only=read_only).run()
     finally:
+        exit_check.cancel()
+        await asyncio.wait({exit_check})
+        if not exit_check.cancelled() and exit_check.exception() is not None:
+            log.warning("the exit check of a terminal failed: %s", exit_check.exception())
         await client.close()
 
 
