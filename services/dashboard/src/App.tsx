@@ -5,6 +5,7 @@ import { signedInHint } from './config';
 import { LoginPage } from './components/LoginPage';
 import { HealthBanner, useDaemonHealth } from './components/HealthBanner';
 import { TicketsView } from './components/TicketsView';
+import { agentBlockedReason } from './tickets';
 import type { TerminalTab } from './components/TerminalsView';
 
 // xterm.js is most of the bundle: load it the first time terminals are needed.
@@ -140,7 +141,7 @@ export function App() {
       </header>
       <HealthBanner health={health} />
       <main className="content">
-        {route === '/terminals' ? null : <TicketsView api={api} onOpenTerminal={openTerminal} />}
+        {route === '/terminals' ? null : <TicketsView api={api} onOpenTerminal={openTerminal} agentBlocked={agentBlockedReason(health.health)} />}
         {route === '/terminals' || tabs.length > 0 ? (
           <Suspense fallback={<p className="muted">Loading terminals…</p>}>
             <TerminalsView

@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { buildBoard, healthProblems, relativeTime, safeUrl } from './tickets';
+import {
+  agentBlockedReason,
+  agentExitLabel,
+  agentLastScreen,
+  buildBoard,
+  healthProblems,
+  NO_AGENT_CREDENTIAL,
+  relativeTime,
+  safeUrl,
+} from './tickets';
 import type { Ticket, TicketList } from './types';
 
 function ticket(overrides: Partial<Ticket>): Ticket {
@@ -143,5 +152,66 @@ describe('relativeTime', () => {
   it('says so when there is no time', () => {
     expect(relativeTime(null, now)).toBe('unknown time');
     expect(relativeTime('garbage', now)).toBe('unknown time');
+  });
+});
+
+describe('agentBlockedReason', () => {
+  const health = {
+    status: 'healthy' as const,
+    tmux_service: true,
+    pending_count: 0,
+    active_count: 0,
+    completed_count: 0,
+  };
+
+  it('blocks approvals when the daemon says no agent credential is configured', () => {
+    expect(agentBlockedReason({ ...health, agent_credential: 'none', agent_ready: false })).toBe(
+      NO_AGENT_CREDENTIAL,
+    );
+    expect(NO_AGENT_CREDENTIAL).toBe(
+      'No agent credential configured: approvals cannot start an agent. Set agent.api_key_env, ' +
+        'agent.api_key_file or agent.credentials_file in the settings, then run aiwf up.',
+    );
+  });
+
+  it('lets approvals through when the agent is ready', () => {
+    expect(agentBlockedReason({ ...health, agent_credential: 'api_key', agent_ready: true })).toBeNull();
+    expect(agentBlockedReason({ ...health, agent_credential: 'unknown', agent_ready: true })).toBeNull();
+  });
+
+  it('treats an older daemon (no field) or an unread health as ready', () => {
+    expect(agentBlockedReason(health)).toBeNull();
+    expect(agentBlockedReason(null)).toBeNull();
+    expect(agentBlockedReason(undefined)).toBeNull();
+  });
+});
+
+describe('agentExitLabel', () => {
+  it('names the exit status of an agent that stopped without completing', () => {
+    expect(agentExitLabel({ agent_exit_status: 127 })).toBe('exit 127');
+    expect(agentExitLabel({ agent_exit_status: 0 })).toBe('exit 0');
+    expect(agentExitLabel({ agent_exit_status: -9 })).toBe('exit -9');
+  });
+
+  it('is null when there is no exit status (or an older daemon sends none)', () => {
+    expect(agentExitLabel({ agent_exit_status: null })).toBeNull();
+    expect(agentExitLabel({})).toBeNull();
+    expect(agentExitLabel(ticket({}))).toBeNull();
+    expect(agentExitLabel({ agent_exit_status: Number.NaN })).toBeNull();
+  });
+});
+
+describe('agentLastScreen', () => {
+  it('drops the blank padding of a terminal screen and keeps the rest as it is', () => {
+    const screen = '\n\n$ claude   \r\nbash: line 1: claude: command not found\n  indented\n\n   \n\n';
+    expect(agentLastScreen({ agent_output: screen })).toBe(
+      '$ claude\nbash: line 1: claude: command not found\n  indented',
+    );
+  });
+
+  it('is null when there is nothing to show', () => {
+    expect(agentLastScreen({ agent_output: null })).toBeNull();
+    expect(agentLastScreen({})).toBeNull();
+    expect(agentLastScreen({ agent_output: ' \n\t\n' })).toBeNull();
   });
 });

@@ -84,6 +84,40 @@ export function healthProblems(
   return problems;
 }
 
+/** Why approvals cannot start an agent; the notice and the disabled buttons' title. */
+export const NO_AGENT_CREDENTIAL =
+  'No agent credential configured: approvals cannot start an agent. Set agent.api_key_env, ' +
+  'agent.api_key_file or agent.credentials_file in the settings, then run aiwf up.';
+
+/**
+ * Why Approve and Retry cannot start an agent, or null when they can. Only an
+ * explicit `agent_ready: false` blocks them: an older orchestrator (no field)
+ * or an unreadable health answer leaves them enabled, and the daemon's own
+ * answer still has the last word.
+ */
+export function agentBlockedReason(health: OrchestratorHealth | null | undefined): string | null {
+  return health?.agent_ready === false ? NO_AGENT_CREDENTIAL : null;
+}
+
+/** "exit 127" when the ticket's agent exited without completing it, else null. */
+export function agentExitLabel(ticket: Pick<Ticket, 'agent_exit_status'>): string | null {
+  const status = ticket.agent_exit_status;
+  return typeof status === 'number' && Number.isFinite(status) ? `exit ${status}` : null;
+}
+
+/**
+ * The last screen of the agent's terminal as worth showing: blank lines at
+ * either end and line-end spaces (a terminal pads its screen with them)
+ * dropped; null when nothing is left.
+ */
+export function agentLastScreen(ticket: Pick<Ticket, 'agent_output'>): string | null {
+  const output = ticket.agent_output;
+  if (typeof output !== 'string') return null;
+  const text = output.replace(/\r\n?/g, '\n').replace(/[ \t]+$/gm, '');
+  const trimmed = text.replace(/^\n+/, '').replace(/\s+$/, '');
+  return trimmed === '' ? null : trimmed;
+}
+
 /** "just now", "5 min ago", "3 h ago", else the local date and time. */
 export function relativeTime(iso: string | null | undefined, now: number = Date.now()): string {
   const at = time(iso);

@@ -39,12 +39,22 @@ export interface Ticket {
   summary: string | null;
   tracker_sync?: TrackerSync | null;
   error: string | null;
+  /**
+   * When the agent exited without completing the ticket: its exit status and
+   * the last screen of its terminal (plain text, at most 4000 characters).
+   * Absent from older orchestrators: treat a missing field as null.
+   */
+  agent_exit_status?: number | null;
+  agent_output?: string | null;
 }
 
 export interface TicketList {
   tickets: Ticket[];
   count: number;
 }
+
+/** How the orchestrator gives the agent its credential; 'none' means it has none. */
+export type AgentCredential = 'api_key' | 'login' | 'none' | 'unknown';
 
 export interface OrchestratorHealth {
   status: 'healthy' | 'degraded' | 'unhealthy';
@@ -54,6 +64,10 @@ export interface OrchestratorHealth {
   completed_count: number;
   source?: string;
   problems?: string[];
+  /** Absent from older orchestrators. */
+  agent_credential?: AgentCredential;
+  /** False only when no agent credential is configured; absent counts as ready. */
+  agent_ready?: boolean;
 }
 
 export interface Session {

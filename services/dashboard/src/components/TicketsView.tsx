@@ -1,12 +1,14 @@
 import { useCallback, useMemo, useState } from 'react';
 import { describe, type ApiClient } from '../api';
-import { buildBoard, relativeTime, safeUrl, STATUS_LABEL } from '../tickets';
+import { agentExitLabel, agentLastScreen, buildBoard, relativeTime, safeUrl, STATUS_LABEL } from '../tickets';
 import type { Ticket, TicketList } from '../types';
 import { usePolling } from '../usePolling';
 
 interface Props {
   api: ApiClient;
   onOpenTerminal: (sessionId: string, title: string) => void;
+  /** Why Approve and Retry cannot start an agent (from the daemon's health), or null. */
+  agentBlocked?: string | null;
 }
 
 type Feedback = { kind: 'success' | 'error'; text: string };
@@ -18,8 +20,9 @@ const ACTION_LABELS: Record<Action, { idle: string; busy: string; done: string }
   retry: { idle: 'Retry', busy: 'Retrying…', done: 'Retrying' },
 };
 const EMPTY: TicketList = { tickets: [], count: 0 };
+const AGENT_BLOCKED_ID = 'agent-blocked-notice';
 
-export function TicketsView({ api, onOpenTerminal }: Props) {
+export function TicketsView({ api, onOpenTerminal, agentBlocked = null }: Props) {
   const [lists, setLists] = useState<{ pending: TicketList; active: TicketList; completed: TicketList } | null>(null);
   const [loadError, setLoadError] = useState<string | null>(null);
   const [busy, setBusy] = useState<Record<string, string>>({});
@@ -87,6 +90,11 @@ export function TicketsView({ api, onOpenTerminal }: Props) {
         <h2 id="pending-heading">
           Pending approval <span className="count">{board.pending.length}</span>
         </h2>
+        {agentBlocked ? (
+          <div className="notice warn" role="alert" id={AGENT_BLOCKED_ID} data-testid="agent-blocked-notice">
+            {agentBlocked}
+          </div>
+        ) : null}
         {board.pending.length === 0 ? <p className="empty">No tickets wait for approval.</p> : null}
         <div className="cards">
           {board.pending.map((ticket) => (
@@ -94,7 +102,13 @@ export function TicketsView({ api, onOpenTerminal }: Props) {
               <TicketHeader ticket={ticket} />
               {ticket.description ? <p className="description">{ticket.description}</p> : null}
               <div className="actions">
-                <ActionButton action="approve" className="btn primary" busy={busy[ticket.id]} onClick={() => void act(ticket, 'approve')} />
+                <ActionButton
+                  action="approve"
+                  className="btn primary"
+                  busy={busy[ticket.id]}
+                  blocked={agentBlocked}
+                  onClick={() => void act(ticket, 'approve')}
+                />
                 <ActionButton action="reject" className="btn danger-outline" busy={busy[ticket.id]} onClick={() => void act(ticket, 'reject')} />
               </div>
             </article>
@@ -139,7 +153,7 @@ export function TicketsView({ api, onOpenTerminal }: Props) {
               <li className="row" key={ticket.id} data-ticket-id={ticket.id} data-testid="failed-ticket">
                 <div className="row-main">
                   <TicketHeader ticket={ticket} />
-                  {ticket.error ? <span className="error-text">{ticket.error}</span> : null}
+                  <TicketError ticket={ticket} />
                 </div>
                 <div className="actions">
                   {ticket.session_id && ticket.status === 'failed' ? (
@@ -147,7 +161,13 @@ export function TicketsView({ api, onOpenTerminal }: Props) {
                       Open terminal
                     </button>
                   ) : null}
-                  <ActionButton action="retry" className="btn primary" busy={busy[ticket.id]} onClick={() => void act(ticket, 'retry')} />
+                  <ActionButton
+                    action="retry"
+                    className="btn primary"
+                    busy={busy[ticket.id]}
+                    blocked={agentBlocked}
+                    onClick={() => void act(ticket, 'retry')}
+                  />
                 </div>
               </li>
             ))}
@@ -166,6 +186,7 @@ export function TicketsView({ api, onOpenTerminal }: Props) {
               <div className="row-main">
                 <TicketHeader ticket={ticket} />
                 {ticket.summary ? <p className="description">{ticket.summary}</p> : null}
+                {agentExitLabel(ticket) ? <TicketError ticket={ticket} /> : null}
               </div>
               <time className="muted small" dateTime={ticket.completed_at ?? undefined} title={ticket.completed_at ?? ''}>
                 {relativeTime(ticket.completed_at)}
@@ -183,14 +204,50 @@ interface ActionButtonProps {
   className: string;
   /** The action running on this ticket, if any: every button waits for it. */
   busy: string | undefined;
+  /** Why this action cannot work right now (disables the button, shown as its title), or null. */
+  blocked?: string | null;
   onClick: () => void;
 }
 
-function ActionButton({ action, className, busy, onClick }: ActionButtonProps) {
+function ActionButton({ action, className, busy, blocked = null, onClick }: ActionButtonProps) {
   return (
-    <button type="button" className={className} disabled={Boolean(busy)} onClick={onClick}>
+    <button
+      type="button"
+      className={className}
+      disabled={Boolean(busy) || Boolean(blocked)}
+      title={blocked ?? undefined}
+      aria-describedby={blocked ? AGENT_BLOCKED_ID : undefined}
+      onClick={onClick}
+    >
       {busy === action ? ACTION_LABELS[action].busy : ACTION_LABELS[action].idle}
     </button>
+  );
+}
+
+/** The reason a ticket stopped, its agent's exit status and, on demand, the agent's last screen. */
+function TicketError({ ticket }: { ticket: Ticket }) {
+  const exit = agentExitLabel(ticket);
+  const screen = exit ? agentLastScreen(ticket) : null;
+  if (!ticket.error && !exit) return null;
+  return (
+    <>
+      <div className="ticket-error">
+        {ticket.error ? <span className="error-text">{ticket.error}</span> : null}
+        {exit ? (
+          <span className="chip status-failed exit-status" data-testid="agent-exit" title="The agent's exit status">
+            {exit}
+          </span>
+        ) : null}
+      </div>
+      {screen ? (
+        <details className="agent-screen" data-testid="agent-screen">
+          <summary>Show the agent&apos;s last screen</summary>
+          <pre tabIndex={0} aria-label={`The last screen of the agent for ${ticket.identifier}`}>
+            {screen}
+          </pre>
+        </details>
+      ) : null}
+    </>
   );
 }
 
