@@ -367,7 +367,7 @@ class Logrotate(Strict):
     container_max_files: int = Field(default=3, ge=1, le=100)
 
 
-PermissionMode = Literal["acceptEdits", "default", "bypassPermissions", "plan"]
+PermissionMode = Literal["acceptEdits", "auto", "default", "bypassPermissions", "plan"]
 #: Claude Code releases are plain ``major.minor.patch`` versions on the npm registry.
 _VERSION = r"^[0-9]+\.[0-9]+\.[0-9]+$"
 
@@ -400,7 +400,8 @@ class AgentSettings(Strict):
     #: An API gateway or compatible server (``ANTHROPIC_BASE_URL``).
     base_url: HttpUrl | None = None
     #: Claude Code's permission mode: ``acceptEdits`` edits files without asking and asks
-    #: before shell commands (answer in the browser terminal); ``bypassPermissions`` never asks.
+    #: before shell commands (answer in the browser terminal); ``auto`` lets Claude Code judge
+    #: each call and ask only for the risky ones; ``bypassPermissions`` never asks.
     permission_mode: PermissionMode = "acceptEdits"
     #: Extra environment of agent sessions (e.g. ``CLAUDE_CODE_MAX_RETRIES``); no secrets here.
     environment: dict[str, str] = Field(default_factory=dict)

@@ -260,3 +260,25 @@ def test_down_then_up_keeps_the_volumes_data(stack: Any) -> None:
 
         assert ticket_id not in ids("pending")
         assert ticket_id in ids("active") | ids("completed")
+
+
+def test_cross_site_writes_are_refused_on_every_route_through_nginx(stack: Any) -> None:
+    """nginx's auth subrequest names the original method: a write with the login cookie from a
+    foreign Origin is refused before it reaches any service, the orchestrator's included."""
+    evil = {"Origin": "https://evil.example"}
+    ours = {"Origin": stack.origin}
+    with stack.client() as client:
+        stack.login(client)
+        writes = [
+            ("POST", "/api/approve/NO-SUCH-TICKET"),
+            ("POST", "/api/reject/NO-SUCH-TICKET"),
+            ("POST", "/api/retry/NO-SUCH-TICKET"),
+            ("DELETE", "/api/tickets/NO-SUCH-TICKET"),
+            ("DELETE", "/api/sessions/no-such-session"),
+        ]
+        for method, path in writes:
+            refused = client.request(method, path, headers=evil)
+            assert refused.status_code == 403, (method, path, refused.status_code)
+            passed = client.request(method, path, headers=ours)
+            assert passed.status_code == 404, (method, path, passed.status_code, passed.text)
+        assert client.get("/api/pending-tickets", headers=evil).status_code == 200

@@ -147,6 +147,28 @@ def test_check_answers_the_method_nginx_passes_on(service: Any, method: str) -> 
         assert response.status_code == 204
 
 
+@pytest.mark.parametrize("original", ["POST", "PUT", "PATCH", "DELETE"])
+def test_check_judges_the_original_method_of_nginx_subrequest(service: Any, original: str) -> None:
+    """nginx asks with a GET and names the real method: a foreign write is refused anyway."""
+    cookie = service.login_cookie()
+    with service.client() as client:
+        client.cookies.set("aiwf_session", cookie)
+        foreign = client.get(
+            "/api/auth/check",
+            headers={"Origin": "https://evil.example", "X-Original-Method": original},
+        )
+        assert foreign.status_code == 403
+        ours = client.get(
+            "/api/auth/check", headers={"Origin": ORIGIN, "X-Original-Method": original}
+        )
+        assert ours.status_code == 204
+        reading = client.get(
+            "/api/auth/check",
+            headers={"Origin": "https://evil.example", "X-Original-Method": "GET"},
+        )
+        assert reading.status_code == 204
+
+
 def test_wrong_password_then_lockout_per_client(service: Any) -> None:
     wrong = {"username": "admin", "password": "not-the-password"}
     right = {"username": "admin", "password": PASSWORD}

@@ -68,10 +68,15 @@ def require_identity(
 
 
 def cross_site_write_problem(
-    request: Request, context: AppContext, identity: Identity
+    request: Request, context: AppContext, identity: Identity, method: str | None = None
 ) -> str | None:
-    """A write carried by the cookie must come from an allowed Origin (when one is sent)."""
-    if identity.via_token or request.method in SAFE_METHODS:
+    """A write carried by the cookie must come from an allowed Origin (when one is sent).
+
+    ``method`` is the method of the request being judged when that is not ``request`` itself:
+    nginx's ``auth_request`` subrequest is always a GET and names the original method in
+    ``X-Original-Method``.
+    """
+    if identity.via_token or (method or request.method).upper() in SAFE_METHODS:
         return None
     return origin_problem(request, context, required=False)
 

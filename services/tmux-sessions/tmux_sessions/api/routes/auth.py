@@ -83,14 +83,15 @@ async def logout(context: Context) -> Response:
 async def check(request: Request, context: Context) -> Response:
     """nginx ``auth_request``: 204 for a valid cookie or token, 401 otherwise.
 
-    The subrequest carries the original request's method and headers, so every method is
-    answered, and a cookie-borne write from a foreign Origin gets 403: the whole stack's
-    routes share this CSRF check.
+    nginx's subrequest is always a GET carrying the original request's headers, its method in
+    ``X-Original-Method``: a cookie-borne write (by that method) from a foreign Origin gets
+    403, so every route of the stack shares this CSRF check.
     """
     identity = identify(request, context)
     if identity is None:
         return Response(status_code=401)
-    if cross_site_write_problem(request, context, identity):
+    original = request.headers.get("x-original-method")
+    if cross_site_write_problem(request, context, identity, method=original):
         return Response(status_code=403)
     return Response(status_code=204)
 
