@@ -1,4 +1,6 @@
-"""Completion files: ``completion-<ticket_id>.txt`` written by the agent's ``/complete`` command.
+"""Completion files: ``completion-<ticket_id>.txt`` written by the agent's ``/complete`` command,
+and failure reports: ``failure-<ticket_id>.json`` written by Claude Code's ``StopFailure`` hook
+(installed by aiwf) when the agent's turn ends on an API error such as a refused key.
 
 Only a regular file (never a symlink) with a valid id in its name, at most 64 KiB of UTF-8, is
 accepted. Whatever is refused is moved aside, never deleted, so nothing an agent wrote is lost.
@@ -12,6 +14,7 @@ True
 from __future__ import annotations
 
 import errno
+import json
 import os
 import re
 import shutil
@@ -24,6 +27,8 @@ from orchestrator.models import utcnow
 MAX_SUMMARY_BYTES = 64 * 1024
 COMPLETION_PREFIX = "completion-"
 NAME_PATTERN = re.compile(r"^completion-([A-Za-z0-9][A-Za-z0-9_-]{0,127})\.txt$")
+FAILURE_PATTERN = re.compile(r"^failure-([A-Za-z0-9][A-Za-z0-9_-]{0,127})\.json$")
+REASON_LIMIT = 300
 SETTLE_SECONDS = 0.5
 
 
@@ -44,9 +49,39 @@ def completion_ticket_id(name: str) -> str | None:
     return match.group(1) if match else None
 
 
+def failure_ticket_id(name: str) -> str | None:
+    """The ticket of a failure report's file name.
+
+    >>> failure_ticket_id("failure-WEB-12.json")
+    'WEB-12'
+    """
+    match = FAILURE_PATTERN.match(name)
+    return match.group(1) if match else None
+
+
 def is_candidate(name: str) -> bool:
     """Names the daemon looks at at all; other files in a shared /tmp are none of its business."""
-    return name.startswith(COMPLETION_PREFIX) and name.endswith(".txt")
+    completion = name.startswith(COMPLETION_PREFIX) and name.endswith(".txt")
+    return completion or FAILURE_PATTERN.match(name) is not None
+
+
+def failure_reason(text: str) -> str:
+    """One line from a ``StopFailure`` hook's JSON: the error kind and the agent's last words.
+
+    >>> failure_reason('{"error": "authentication_failed", '
+    ...                '"last_assistant_message": "Invalid API key"}')
+    'the agent stopped on an API error (authentication_failed): Invalid API key'
+    """
+    try:
+        report = json.loads(text)
+    except ValueError:
+        raise CompletionRejected("bad_failure", "the failure report is not JSON") from None
+    if not isinstance(report, dict):
+        raise CompletionRejected("bad_failure", "the failure report is not a JSON object")
+    kind = str(report.get("error") or "unknown")[:80]
+    message = " ".join(str(report.get("last_assistant_message") or "").split())
+    reason = f"the agent stopped on an API error ({kind})"
+    return f"{reason}: {message[:REASON_LIMIT]}" if message else reason
 
 
 def read_summary(path: Path, settle_seconds: float = SETTLE_SECONDS) -> str:

@@ -79,6 +79,16 @@ class Ticket(TicketFields):
     summary: str | None = None
     tracker_sync: TrackerSync = Field(default_factory=TrackerSync)
     error: str | None = None
+    agent_exit_status: int | None = Field(
+        default=None,
+        description="Exit status of the agent's command when its session ended without a "
+        "completion; null when unknown (the session was killed or vanished).",
+    )
+    agent_output: str | None = Field(
+        default=None,
+        description="The last screen of that ended session (at most 4000 characters), which "
+        "usually names why the agent stopped.",
+    )
 
 
 class TicketRecord(Ticket):
@@ -119,6 +129,8 @@ class Health(BaseModel):
     completed_count: int
     source: Literal["plane", "local"]
     problems: list[str]
+    agent_credential: Literal["api_key", "login", "none", "unknown"]
+    agent_ready: bool
 
 
 class ErrorDetail(BaseModel):

@@ -31,11 +31,13 @@ from orchestrator.completion import (
     CompletionNotReady,
     CompletionRejected,
     completion_ticket_id,
+    failure_reason,
+    failure_ticket_id,
     is_candidate,
     move_aside,
     read_summary,
 )
-from orchestrator.core.config import Settings
+from orchestrator.core.config import NO_AGENT_CREDENTIAL, Settings
 from orchestrator.metrics import Metrics
 from orchestrator.models import (
     RETRYABLE_STATUSES,
@@ -52,6 +54,11 @@ from orchestrator.store import FileName, ListName, TicketStore
 from orchestrator.tmux_client import TmuxClient, TmuxServiceError
 
 log = logging.getLogger(__name__)
+
+# tmux-sessions already keeps at most 4000 characters of a dead pane; the bound is kept here too
+# so an answer from elsewhere cannot grow the state files. The reason is one readable line.
+AGENT_OUTPUT_LIMIT = 4000
+REASON_LIMIT = 300
 
 
 class TicketNotFound(Exception):
@@ -74,6 +81,23 @@ def session_name(ticket: TicketRecord) -> str:
     """
     identifier = re.sub(r"[^A-Za-z0-9_-]", "-", ticket.identifier)[:32]
     return f"claude-{identifier}-{ticket.attempt}-{utcnow():%Y%m%d-%H%M%S}"
+
+
+def agent_exit_reason(status: int, output: str | None) -> str:
+    """The one-line ``error`` of a ticket whose agent exited: the status and its last words.
+
+    A dead agent's last non-empty line (``claude: command not found``, an API error) usually
+    names the cause, so the dashboard can show it without opening the terminal.
+
+    >>> agent_exit_reason(127, "$ run\nbash: line 1: claude: command not found\n\n")
+    'the agent exited with status 127: bash: line 1: claude: command not found'
+    >>> agent_exit_reason(1, None)
+    'the agent exited with status 1'
+    """
+    lines = (line.strip() for line in reversed((output or "").splitlines()))
+    last = next((line for line in lines if line), "")
+    reason = f"the agent exited with status {status}"
+    return f"{reason}: {last[:REASON_LIMIT]}" if last else reason
 
 
 class Orchestrator:
@@ -267,9 +291,19 @@ class Orchestrator:
             )
         return record
 
+    def _require_agent_credential(self) -> None:
+        """Refuse a launch up front when aiwf said the agent has no credential.
+
+        Claude Code without one waits at its login screen forever, so the ticket would look
+        active while nothing happens; refusing keeps it where it was and says what to fix.
+        """
+        if not self.settings.agent_ready:
+            raise TicketConflict(NO_AGENT_CREDENTIAL)
+
     async def approve(self, ticket_id: str) -> TicketRecord:
         async with self._lock:
             record = self._pending(ticket_id, "approved")
+            self._require_agent_credential()
             record.status = TicketStatus.QUEUED
             record.approved_at = utcnow()
             record.error = None
@@ -298,11 +332,13 @@ class Orchestrator:
                     f"Ticket {ticket_id} is {record.status.value}; only failed or interrupted "
                     "tickets can be retried."
                 )
+            self._require_agent_credential()
             record.status = TicketStatus.QUEUED
             record.approved_at = utcnow()
             record.session_id = record.session_name = None
             record.started_at = None
             record.error = None
+            record.agent_exit_status = record.agent_output = None
             await self._save("active")
             await self._dispatch()
             return record
@@ -325,7 +361,13 @@ class Orchestrator:
 
     # ----------------------------------------------------------------- sessions
     async def _dispatch(self) -> None:
-        """Start queued tickets, oldest approval first, while the concurrency cap allows."""
+        """Start queued tickets, oldest approval first, while the concurrency cap allows.
+
+        Without an agent credential nothing starts: tickets queued before the credential went
+        away wait in the queue instead of parking an agent at the login screen.
+        """
+        if not self.settings.agent_ready:
+            return
         running = sum(1 for t in self.store.active.values() if t.status in RUNNING_STATUSES)
         queued = sorted(
             (t for t in self.store.active.values() if t.status == TicketStatus.QUEUED),
@@ -397,8 +439,10 @@ class Orchestrator:
             self.tmux_problem = str(exc)
             return
         self.tmux_problem = None
-        alive = {str(s.get("id")) for s in sessions if s.get("alive", True)}
-        alive |= {str(s.get("name")) for s in sessions if s.get("alive", True)}
+        # Every listed session, dead ones included: a dead one carries the agent's exit status
+        # and last screen. By name too, for a session_id that fell back to the name; ids win.
+        listed = {str(s.get("name")): s for s in sessions} | {str(s.get("id")): s for s in sessions}
+        alive = {key for key, session in listed.items() if session.get("alive", True)}
         for record in running:
             if record.session_id in alive:
                 continue
@@ -414,12 +458,8 @@ class Orchestrator:
                     continue
                 listed_before = snapshot.get(record.id) == record.session_id
                 if listed_before and record.session_id not in alive:
-                    record.status = TicketStatus.INTERRUPTED
-                    record.error = (
-                        f"session {record.session_name} ended without a completion; retry it"
-                    )
+                    self._interrupt(record, listed.get(record.session_id or ""))
                     changed = True
-                    log.warning("%s interrupted: session vanished", record.identifier)
                 elif (
                     record.status == TicketStatus.ACTIVE
                     and record.started_at is not None
@@ -431,6 +471,24 @@ class Orchestrator:
             if changed:
                 await self._save("active")
             await self._dispatch()
+
+    def _interrupt(self, record: TicketRecord, session: dict[str, Any] | None) -> None:
+        """Mark a running ticket whose session ended without a completion ``interrupted``.
+
+        ``session`` is its (dead) list item, or None when it vanished. When tmux-sessions knows
+        the exit status, the ticket keeps it and the last screen, so a failing agent (a missing
+        binary, a refused key) shows why on the ticket instead of a bare "ended".
+        """
+        record.status = TicketStatus.INTERRUPTED
+        if session is None or not isinstance(session.get("exit_status"), int):
+            record.error = f"session {record.session_name} ended without a completion; retry it"
+            log.warning("%s interrupted: session ended, exit status unknown", record.identifier)
+            return
+        output = session.get("last_output")
+        record.agent_exit_status = session["exit_status"]
+        record.agent_output = output[-AGENT_OUTPUT_LIMIT:] if isinstance(output, str) else None
+        record.error = agent_exit_reason(session["exit_status"], record.agent_output)
+        log.warning("%s interrupted: %s", record.identifier, record.error)
 
     # ----------------------------------------------------------------- completions
     async def _watch_completions(self) -> None:
@@ -474,7 +532,36 @@ class Orchestrator:
 
             self._recheck_handle = loop.call_later(1.0, fire)
 
+    async def _handle_failure_file(self, path: Path, ticket_id: str) -> None:
+        """A ``StopFailure`` report: the agent's turn ended on an API error. The ticket stays
+        active (its agent waits at its prompt, where a person can answer) and shows why."""
+        async with self._lock:
+            if not os.path.lexists(path):
+                return
+            record = self.store.active.get(ticket_id)
+            try:
+                reason = failure_reason(read_summary(path))
+            except CompletionNotReady:
+                self._recheck_soon()
+                return
+            except CompletionRejected as exc:
+                await self._set_aside(path, exc, None)
+                return
+            except OSError as exc:
+                log.warning("cannot read %s: %s", path, exc)
+                return
+            move_aside(path, self.settings.archive_dir / "failures")
+            if record is None or record.status not in RUNNING_STATUSES:
+                return
+            record.error = f"{reason}; fix the cause, then answer in its terminal or retry"
+            await self._save("active")
+            log.warning("%s: %s", record.identifier, reason)
+
     async def _handle_completion_file(self, path: Path, *, settled: bool = False) -> None:
+        failed = failure_ticket_id(path.name)
+        if failed is not None:
+            await self._handle_failure_file(path, failed)
+            return
         async with self._lock:
             if not os.path.lexists(path):
                 return

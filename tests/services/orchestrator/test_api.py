@@ -34,6 +34,8 @@ TICKET_KEYS = {
     "summary",
     "tracker_sync",
     "error",
+    "agent_exit_status",
+    "agent_output",
 }
 
 
@@ -73,6 +75,8 @@ def test_health_reports_the_contract_keys(
         "completed_count",
         "source",
         "problems",
+        "agent_credential",
+        "agent_ready",
     }
     assert body["tmux_service"] is True and body["source"] == "local"
     assert body["status"] == "healthy", body["problems"]

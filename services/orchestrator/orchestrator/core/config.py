@@ -14,11 +14,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_AGENT_COMMAND = "claude {prompt}"
+NO_AGENT_CREDENTIAL = (
+    "no agent credential configured: set agent.api_key_env, agent.api_key_file or "
+    "agent.credentials_file in the settings, then run aiwf up"
+)
 PLANE_CLOUD_API = "https://api.plane.so"
 
 
@@ -51,6 +56,9 @@ class Settings(BaseSettings):
     workspace: str = "/workspace"
     agent_command: str = DEFAULT_AGENT_COMMAND
     prompt_template_file: Path | None = None
+    # How aiwf gave the agent its credential. Empty means nobody said (standalone use), so the
+    # daemon launches as before; "none" means an agent would only stop at Claude's login screen.
+    agent_credential: Literal["api_key", "login", "none", ""] = ""
 
     cors_origins: str = ""
     max_active: int = Field(default=3, ge=1)
@@ -99,6 +107,11 @@ class Settings(BaseSettings):
     @property
     def label_list(self) -> list[str]:
         return [label.lower() for label in _split(self.select_labels)]
+
+    @property
+    def agent_ready(self) -> bool:
+        """False only when aiwf said the agent has no credential, so launching one is pointless."""
+        return self.agent_credential != "none"
 
     @property
     def archive_dir(self) -> Path:
@@ -207,6 +220,7 @@ def read_secret_file(path: Path | None) -> str | None:
 
 __all__ = [
     "DEFAULT_AGENT_COMMAND",
+    "NO_AGENT_CREDENTIAL",
     "PlaneCredentials",
     "Settings",
     "load_plane_credentials",

@@ -36,6 +36,10 @@ async def health(orchestrator: OrchestratorDep) -> Health:
         completed_count=len(store.completed),
         source=orchestrator.source.kind,
         problems=problems,
+        # Reported, not judged: the daemon itself works without an agent credential (sync,
+        # lists, completions), so neither status nor problems change; the dashboard says it.
+        agent_credential=orchestrator.settings.agent_credential or "unknown",
+        agent_ready=orchestrator.settings.agent_ready,
     )
 
 
