@@ -430,6 +430,60 @@ class AgentSettings(Strict):
         return "none"
 
 
+_GIT_URL = re.compile(r"^(https?://|ssh://|git://|file://|[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+:|/)")
+
+
+def _git_url(value: str) -> str:
+    if not _GIT_URL.match(value):
+        raise ValueError(
+            f"'{value}' is not a git URL or an absolute path; e.g. https://github.com/o/r.git, "
+            "git@github.com:o/r.git or /srv/git/r.git"
+        )
+    return value
+
+
+GitUrl = Annotated[str, AfterValidator(_git_url)]
+
+
+class RepositoryRef(Strict):
+    """One repository agents work on: where it is and the branch their work starts from."""
+
+    #: A git URL (https, ssh, git, file) or an absolute path on this host.
+    url: GitUrl
+    #: The branch each ticket's branch starts from (and a pull request would target).
+    base_branch: str = Field(default="main", pattern=r"^[A-Za-z0-9._/-]+$")
+
+
+class RepositorySettings(Strict):
+    """The repository agents work on: each ticket gets its own worktree on its own branch.
+
+    With no ``url`` agents work in ``paths.workspace`` itself, all in one folder::
+
+        repository: {url: "git@github.com:acme/web.git", base_branch: main}
+    """
+
+    #: A git URL or an absolute path on this host (mounted read-only into the sandbox).
+    url: GitUrl | None = None
+    #: The branch each ticket's branch starts from.
+    base_branch: str = Field(default="main", pattern=r"^[A-Za-z0-9._/-]+$")
+    #: The ticket's branch: ``{identifier}`` is the ticket's (``WEB-12``).
+    branch_template: str = Field(default="aiwf/{identifier}", pattern=r"^[A-Za-z0-9._/{}-]+$")
+    #: An SSH deploy key for the repository (copied for the agent's user only, 0600).
+    ssh_key_file: AbsPath | None = None
+    #: The author of the commits made for a ticket when its agent left changes uncommitted.
+    author_name: str = "aiwf agent"
+    author_email: str = Field(default="agent@aiwf.invalid", pattern=r"^[^@\s]+@[^@\s]+$")
+    #: Plane project identifier -> its own repository, for projects that are not ``url``'s.
+    projects: dict[str, RepositoryRef] = Field(default_factory=dict)
+
+    @field_validator("branch_template")
+    @classmethod
+    def _names_the_ticket(cls, value: str) -> str:
+        if "{identifier}" not in value:
+            raise ValueError(f"'{value}' must contain {{identifier}}, e.g. aiwf/{{identifier}}")
+        return value
+
+
 def _default_home() -> Path:
     return Path(os.environ.get("HOME") or "/root")
 
@@ -503,6 +557,8 @@ class StackConfig(Strict):
     logrotate: Logrotate = Field(default_factory=Logrotate)
     #: The coding agent of approved tickets.
     agent: AgentSettings = Field(default_factory=AgentSettings)
+    #: The repository the agents work on (a worktree and a branch per ticket).
+    repository: RepositorySettings = Field(default_factory=RepositorySettings)
 
     @field_validator("project")
     @classmethod

@@ -13,6 +13,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
@@ -186,6 +187,41 @@ def agent_command(config: StackConfig) -> str:
     return f"{program} --permission-mode {config.agent.permission_mode} {{prompt}}"
 
 
+def repository_key_path(config: StackConfig) -> PurePosixPath:
+    """Where the agent finds the repository's SSH deploy key (in its home, 0600, its own)."""
+    return agent_home(config) / ".ssh" / "aiwf_repository_key"
+
+
+def local_repositories(config: StackConfig) -> list[str]:
+    """The repositories given as paths on this host (``/srv/git/r.git``, ``file:///...``),
+    which the sandbox mounts read-only at the same path so agents can clone them."""
+    repository = config.repository
+    urls = [repository.url, *(ref.url for ref in repository.projects.values())]
+    paths = []
+    for url in urls:
+        if url is None:
+            continue
+        path = url.removeprefix("file://")
+        if path.startswith("/") and path not in paths:
+            paths.append(path)
+    return paths
+
+
+def repository_settings(config: StackConfig) -> str:
+    """The repository settings as the orchestrator reads them (``ORCHESTRATOR_REPOSITORY``,
+    JSON); empty when no repository is configured.
+
+    >>> repository_settings(validate({"repository": {"url": "/srv/r.git"}}))[:30]
+    '{"author_email": "agent@aiwf.i'
+    """
+    repository = config.repository
+    if repository.url is None and not repository.projects:
+        return ""
+    data = repository.model_dump(mode="json", exclude={"ssh_key_file"})
+    data["ssh_key"] = str(repository_key_path(config)) if repository.ssh_key_file else None
+    return json.dumps(data, sort_keys=True)
+
+
 def _owner_args(config: StackConfig) -> dict[str, str]:
     return {"APP_UID": str(config.agent.uid), "APP_GID": str(config.agent.gid)}
 
@@ -209,6 +245,7 @@ def _sandbox(config: StackConfig) -> tuple[dict[str, str], list[Mount], list[str
         _same_path(paths.workspace),
         _same_path(paths.completion_dir),
         Mount(source=str(claude_code_dir(config)), target=str(CLAUDE_CODE_MOUNT), read_only=True),
+        *(_same_path(path, read_only=True) for path in local_repositories(config)),
     ]
     secrets = ["anthropic_api_key"] if config.agent.credential == "api_key" else []
     return env, mounts, secrets
@@ -276,6 +313,9 @@ def _orchestrator(
         "ORCHESTRATOR_SELECT_STATE_GROUPS": ",".join(svc.select_state_groups),
     }
     env["ORCHESTRATOR_AGENT_COMMAND"] = agent_command(config)
+    repository = repository_settings(config)
+    if repository:
+        env["ORCHESTRATOR_REPOSITORY"] = repository
     env["ORCHESTRATOR_AGENT_CREDENTIAL"] = config.agent.credential
     mounts = [
         Mount(source="plane-orchestrator-data", target="/app/data", kind="volume"),

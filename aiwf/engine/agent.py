@@ -36,7 +36,14 @@ from aiwf.config import StackConfig
 from aiwf.errors import AiwfError
 from aiwf.files import write_atomic
 from aiwf.paths import services_dir
-from aiwf.stack import agent_home, agent_key_path, claude_code_dir, secrets_dir, tmux_socket
+from aiwf.stack import (
+    agent_home,
+    agent_key_path,
+    claude_code_dir,
+    repository_key_path,
+    secrets_dir,
+    tmux_socket,
+)
 
 if TYPE_CHECKING:
     from aiwf.engine.host import HostReport
@@ -329,6 +336,14 @@ def prepare_agent_home(config: StackConfig, report: HostReport) -> None:
     merge_json(claude_dir / "settings.json", update_settings(config), config, report)
     shipped = services_dir() / "orchestrator" / "claude" / "commands" / "complete.md"
     _install_file(shipped, commands / "complete.md", config, report)
+    deploy_key = config.repository.ssh_key_file
+    if deploy_key is not None:
+        if not deploy_key.is_file():
+            raise AiwfError(f"repository.ssh_key_file: {deploy_key} does not exist")
+        ssh = home / ".ssh"
+        ssh.mkdir(exist_ok=True)
+        own(ssh, config, 0o700)
+        _install_file(deploy_key, Path(repository_key_path(config)), config, report)
     login = config.agent.credentials_file
     if login is not None:
         if not login.is_file():

@@ -31,6 +31,8 @@ from aiwf.stack import (
     agent_command,
     agent_home,
     claude_code_dir,
+    desired_services,
+    repository_key_path,
     secrets_dir,
     tmux_socket,
     tmux_socket_dir,
@@ -250,3 +252,41 @@ def test_the_host_runtime_names_the_pinned_binary_by_its_path(host_runtime: Stac
     command = agent_command(host_runtime)
     assert command.startswith(f"{claude_code_dir(host_runtime)}/claude --permission-mode ")
     assert agent_command(validate({})) == "claude --permission-mode acceptEdits {prompt}"
+
+
+def test_the_repository_reaches_the_orchestrator_and_the_sandbox(
+    config: StackConfig, tmp_path: Path
+) -> None:
+    key = tmp_path / "deploy_key"
+    key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    data = config.model_dump(mode="json")
+    data["repository"] = {
+        "url": "/srv/git/web.git",
+        "base_branch": "trunk",
+        "ssh_key_file": str(key),
+        "projects": {"API": {"url": "file:///srv/git/api.git"}},
+    }
+    configured = validate(data)
+    specs = {spec.service: spec for spec in desired_services(configured)}
+    settings = json.loads(specs["orchestrator"].environment["ORCHESTRATOR_REPOSITORY"])
+    assert settings["url"] == "/srv/git/web.git" and settings["base_branch"] == "trunk"
+    assert settings["branch_template"] == "aiwf/{identifier}"
+    assert settings["ssh_key"] == str(repository_key_path(configured))
+    assert settings["projects"]["API"]["url"] == "file:///srv/git/api.git"
+    mounted = {m.target: m.read_only for m in specs["sandbox"].mounts}
+    assert mounted["/srv/git/web.git"] is True and mounted["/srv/git/api.git"] is True
+    # Without a repository the orchestrator gets no setting at all.
+    assert "ORCHESTRATOR_REPOSITORY" not in {
+        k for s in desired_services(config) for k in s.environment
+    }
+    # The deploy key is the agent's own, 0600, in its home.
+    ensure_directories(configured, HostReport())
+    prepare_agent_home(configured, HostReport())
+    installed = Path(repository_key_path(configured))
+    assert installed.read_text() == key.read_text()
+    assert _owner(installed) == (configured.agent.uid, configured.agent.gid, 0o600)
+    assert _owner(installed.parent)[2] == 0o700
+    with pytest.raises(AiwfError, match=r"repository\.branch_template: .* must contain"):
+        validate({"repository": {"url": "/r.git", "branch_template": "fixed"}})
+    with pytest.raises(AiwfError, match=r"repository\.url: 'r\.git' is not a git URL"):
+        validate({"repository": {"url": "r.git"}})
