@@ -186,6 +186,26 @@ def test_a_missing_agent_program_leaves_its_exit_status_on_the_ticket(stack: Any
         stack.aiwf("up")
 
 
+def test_a_refused_key_shows_the_agents_api_error_on_the_ticket(
+    stack: Any, model_double: Any
+) -> None:
+    ticket_id = _new_ticket(stack, "Meet a refused key")
+    refused = model_double.api.ApiError.authentication()
+    model_double.script = lambda request: (
+        refused if ticket_id in json.dumps(request.body) else "Nothing to do."
+    )
+    with _logged_in(stack) as client:
+        assert _approve(stack, client, ticket_id).status_code == 200
+
+        def reported() -> dict[str, Any] | None:
+            ticket = _tickets(client, "active").get(ticket_id)
+            return ticket if ticket and "API error" in (ticket["error"] or "") else None
+
+        ticket = _wait_for(f"{ticket_id} showing the API error", reported)
+    assert ticket["status"] == "active"  # the agent waits at its prompt for a person
+    assert "authentication" in ticket["error"]
+
+
 def test_up_refuses_to_recreate_the_sandbox_while_an_agent_runs(stack: Any) -> None:
     """The first test's agent still runs (idle at its prompt after completing)."""
     from aiwf.engine.docker_client import connect

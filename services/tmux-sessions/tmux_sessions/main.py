@@ -14,6 +14,7 @@ from tmux_sessions.api.context import AppContext
 from tmux_sessions.api.main import api_router
 from tmux_sessions.core.config import Settings
 from tmux_sessions.core.secrets import Secrets
+from tmux_sessions.logins import LoginRegistry
 from tmux_sessions.ratelimit import LoginRateLimiter
 from tmux_sessions.sessions import InvalidSessionRequestError, SessionManager, UnknownSessionError
 from tmux_sessions.shutdown import Shutdown
@@ -53,7 +54,8 @@ def build_context(settings: Settings, shutdown: Shutdown | None = None) -> AppCo
         dead_retention=settings.dead_session_retention,
     )
     limiter = LoginRateLimiter(settings.login_max_failures, settings.login_window_seconds)
-    return AppContext(settings, secrets, tmux, manager, users, limiter)
+    logins = LoginRegistry(settings.logins_file)
+    return AppContext(settings, secrets, tmux, manager, users, limiter, logins)
 
 
 def _one_sentence(error: RequestValidationError) -> str:

@@ -169,6 +169,26 @@ def test_check_judges_the_original_method_of_nginx_subrequest(service: Any, orig
         assert reading.status_code == 204
 
 
+def test_logout_ends_the_login_on_the_server_even_for_a_copied_cookie(service: Any) -> None:
+    copied = service.login_cookie()
+    other_browser = service.login_cookie()
+    with service.client() as client:
+        client.cookies.set("aiwf_session", copied)
+        assert client.get("/api/auth/check").status_code == 204
+        assert client.post("/api/auth/logout", headers={"Origin": ORIGIN}).status_code == 204
+    with service.client() as thief:
+        thief.cookies.set("aiwf_session", copied)
+        assert thief.get("/api/auth/check").status_code == 401
+        assert thief.get("/api/sessions").status_code == 401
+    with service.client() as client:
+        client.cookies.set("aiwf_session", other_browser)
+        assert client.get("/api/auth/check").status_code == 204  # another login lives on
+        ended = client.post("/api/auth/logout-everywhere", headers={"Origin": ORIGIN})
+        assert ended.status_code == 204
+        client.cookies.set("aiwf_session", other_browser)
+        assert client.get("/api/auth/check").status_code == 401
+
+
 def test_wrong_password_then_lockout_per_client(service: Any) -> None:
     wrong = {"username": "admin", "password": "not-the-password"}
     right = {"username": "admin", "password": PASSWORD}

@@ -21,6 +21,7 @@ from tmux_sessions.core.security import (
 )
 from tmux_sessions.fileio import StateFileError, read_json, write_json_atomic
 from tmux_sessions.frames import FrameError, parse_frame
+from tmux_sessions.logins import LoginRegistry
 from tmux_sessions.models import InputFrame, ResizeFrame
 from tmux_sessions.naming import check_session_name, session_name_problem
 from tmux_sessions.ratelimit import LoginRateLimiter, client_address
@@ -235,13 +236,13 @@ def test_password_hash_verifies_only_the_password() -> None:
 
 def test_session_cookie_signature_and_expiry() -> None:
     key = b"k" * 32
-    claims = SessionClaims("alice", 2, 2_000)
+    claims = SessionClaims("alice", 2, 2_000, "login-1")
     value = sign_session(claims, key)
     assert read_session(value, key, now=1_000) == claims
     assert read_session(value, key, now=2_000) is None
     assert read_session(value, b"other-key" * 4, now=1_000) is None
     _, _, mac = value.partition(".")
-    forged = sign_session(SessionClaims("admin", 2, 2_000), b"guess" * 8).partition(".")[0]
+    forged = sign_session(SessionClaims("admin", 2, 2_000, "x"), b"guess" * 8).partition(".")[0]
     assert read_session(f"{forged}.{mac}", key, now=1_000) is None
     assert read_session("garbage", key, now=1_000) is None
 
@@ -375,3 +376,25 @@ async def test_a_service_told_not_to_start_a_server_never_does(tmp_path: Path) -
         )
     assert not socket.exists()
     assert await tmux.list_sessions() == []
+
+
+def test_logins_end_one_by_one_or_all_at_once_and_survive_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "logins.json"
+    logins = LoginRegistry(path)
+    first = logins.issue("alice", expires_at=2_000, now=1_000)
+    second = logins.issue("alice", expires_at=2_000, now=1_000)
+    other = logins.issue("bob", expires_at=2_000, now=1_000)
+    assert logins.is_live(first, "alice", now=1_500)
+    assert not logins.is_live(first, "bob", now=1_500)  # an id names one user's login only
+    assert not logins.is_live(first, "alice", now=2_000)  # expired
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert logins.end(first) and not logins.end(first)
+    reloaded = LoginRegistry(path)
+    assert not reloaded.is_live(first, "alice", now=1_500)
+    assert reloaded.is_live(second, "alice", now=1_500)
+    assert reloaded.end_all("alice") == 1
+    assert not reloaded.is_live(second, "alice", now=1_500)
+    assert reloaded.is_live(other, "bob", now=1_500)
+    # Expired logins are dropped when the next one is written.
+    carol = reloaded.issue("carol", expires_at=9_000, now=5_000)
+    assert set(json.loads(path.read_text())) == {carol}

@@ -8,6 +8,7 @@ from starlette.requests import HTTPConnection
 
 from tmux_sessions.core.config import Settings
 from tmux_sessions.core.secrets import Secrets
+from tmux_sessions.logins import LoginRegistry
 from tmux_sessions.ratelimit import LoginRateLimiter
 from tmux_sessions.sessions import SessionManager
 from tmux_sessions.tmux import Tmux
@@ -22,6 +23,7 @@ class AppContext:
     sessions: SessionManager
     users: UserStore
     login_limiter: LoginRateLimiter
+    logins: LoginRegistry
 
 
 def get_context(connection: HTTPConnection) -> AppContext:

@@ -22,6 +22,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 class Identity:
     username: str
     via_token: bool
+    #: The login a cookie belongs to (None for the service token).
+    login_id: str | None = None
 
 
 def identify(connection: HTTPConnection, context: AppContext) -> Identity | None:
@@ -33,13 +35,14 @@ def identify(connection: HTTPConnection, context: AppContext) -> Identity | None
     cookie = connection.cookies.get(COOKIE_NAME)
     if not cookie:
         return None
-    claims = read_session(cookie, context.secrets.cookie_key, now=time.time())
-    if claims is None:
+    now = time.time()
+    claims = read_session(cookie, context.secrets.cookie_key, now=now)
+    if claims is None or not context.logins.is_live(claims.login_id, claims.username, now=now):
         return None
     user = context.users.get(claims.username)
     if user is None or user.password_version != claims.password_version:
         return None
-    return Identity(user.username, via_token=False)
+    return Identity(user.username, via_token=False, login_id=claims.login_id)
 
 
 def origin_problem(

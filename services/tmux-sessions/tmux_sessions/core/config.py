@@ -59,6 +59,10 @@ class Settings(BaseSettings):
         return self.data_dir / "sessions.json"
 
     @property
+    def logins_file(self) -> Path:
+        return self.data_dir / "logins.json"
+
+    @property
     def users_file(self) -> Path:
         return self.data_dir / "users.json"
 

@@ -1,7 +1,9 @@
 """Password hashes (scrypt) and the signed session cookie of the stack.
 
-The cookie is stateless: ``base64(username|password_version|expires_at).base64(hmac)``.
-Changing a password bumps ``password_version``, which ends every cookie issued before.
+The cookie is ``base64(username|password_version|expires_at|login_id).base64(hmac)``. Changing a
+password bumps ``password_version``, which ends every cookie issued before; the login id must
+also still be on the server's list (:mod:`tmux_sessions.logins`), so logging out ends a cookie
+at once.
 """
 
 from __future__ import annotations
@@ -63,18 +65,19 @@ def verify_password(password: str, stored: str) -> bool:
 
 @dataclass(frozen=True)
 class SessionClaims:
-    """What a valid cookie says: who, which password generation, until when (epoch seconds)."""
+    """What a valid cookie says: who, which password generation, until when (epoch seconds),
+    and which login (the id the server keeps while the login lasts)."""
 
     username: str
     password_version: int
     expires_at: int
+    login_id: str
 
 
 def sign_session(claims: SessionClaims, key: bytes) -> str:
     """Encode and sign claims as a cookie value."""
-    payload = _b64encode(
-        f"{claims.username}|{claims.password_version}|{claims.expires_at}".encode()
-    )
+    fields = (claims.username, claims.password_version, claims.expires_at, claims.login_id)
+    payload = _b64encode("|".join(str(field) for field in fields).encode())
     mac = hmac.new(key, payload.encode(), hashlib.sha256).digest()
     return f"{payload}.{_b64encode(mac)}"
 
@@ -88,8 +91,8 @@ def read_session(value: str, key: bytes, *, now: float) -> SessionClaims | None:
     try:
         if not hmac.compare_digest(_b64decode(mac), expected):
             return None
-        username, version, expires_at = _b64decode(payload).decode().split("|")
-        claims = SessionClaims(username, int(version), int(expires_at))
+        username, version, expires_at, login_id = _b64decode(payload).decode().split("|")
+        claims = SessionClaims(username, int(version), int(expires_at), login_id)
     except ValueError:
         return None
     if claims.expires_at <= now:

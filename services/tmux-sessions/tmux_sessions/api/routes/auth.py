@@ -52,7 +52,10 @@ async def login(body: LoginRequest, request: Request, context: Context) -> Respo
         raise HTTPException(401, "Wrong username or password.")
     context.login_limiter.reset(client)
     max_age = context.settings.session_max_age_seconds
-    claims = SessionClaims(user.username, user.password_version, int(time.time()) + max_age)
+    now = time.time()
+    expires_at = int(now) + max_age
+    login_id = context.logins.issue(user.username, expires_at=expires_at, now=now)
+    claims = SessionClaims(user.username, user.password_version, expires_at, login_id)
     response = Response(status_code=204)
     response.set_cookie(
         COOKIE_NAME,
@@ -66,8 +69,7 @@ async def login(body: LoginRequest, request: Request, context: Context) -> Respo
     return response
 
 
-@router.post("/logout", status_code=204)
-async def logout(context: Context) -> Response:
+def _cleared(context: Context) -> Response:
     response = Response(status_code=204)
     response.delete_cookie(
         COOKIE_NAME,
@@ -77,6 +79,24 @@ async def logout(context: Context) -> Response:
         samesite="strict",
     )
     return response
+
+
+@router.post("/logout", status_code=204)
+async def logout(request: Request, context: Context) -> Response:
+    """End this login on the server (a copy of the cookie stops working too) and drop it."""
+    identity = identify(request, context)
+    if identity is not None and identity.login_id is not None:
+        context.logins.end(identity.login_id)
+    return _cleared(context)
+
+
+@router.post("/logout-everywhere", status_code=204)
+async def logout_everywhere(identity: CurrentIdentity, context: Context) -> Response:
+    """End every login of the caller, on every browser."""
+    if identity.via_token:
+        raise HTTPException(400, "The service token has no logins to end.")
+    context.logins.end_all(identity.username)
+    return _cleared(context)
 
 
 @router.api_route("/check", methods=list(CHECKED_METHODS), status_code=204)
