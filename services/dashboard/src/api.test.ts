@@ -68,6 +68,15 @@ describe('ApiClient', () => {
     ]);
   });
 
+  it('reads a ticket’s change from its escaped id, and its 404 as an ApiError', async () => {
+    const change = { branch: 'aiwf/T-1', commits: [{ sha: 'abc', subject: 'Fix' }], diffstat: 'd', patch: 'p' };
+    handler = (req, res) => (req.url === '/api/tickets/a%2Fb/change' ? json(res, 200, change) : json(res, 404, { detail: 'No change.' }));
+    const api = new ApiClient({ baseUrl });
+    await expect(api.ticketChange('a/b')).resolves.toEqual(change);
+    await expect(api.ticketChange('T-2')).rejects.toMatchObject({ status: 404, message: 'No change.' });
+    expect(seen.map((r) => `${r.method} ${r.url}`)).toEqual(['GET /api/tickets/a%2Fb/change', 'GET /api/tickets/T-2/change']);
+  });
+
   it('sends the login as JSON and accepts 204 without a body', async () => {
     handler = (_req, res) => {
       res.writeHead(204);

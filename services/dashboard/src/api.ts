@@ -3,6 +3,7 @@ import type {
   OrchestratorHealth,
   Session,
   Ticket,
+  TicketChange,
   TicketList,
   Transcription,
 } from './types';
@@ -129,6 +130,11 @@ export class ApiClient {
 
   retry(id: string): Promise<{ ticket: Ticket }> {
     return this.request(`/api/retry/${encodeURIComponent(id)}`, { method: 'POST' });
+  }
+
+  /** The ticket's recorded change (branch, commits, diffstat, patch); 404 when it has none. */
+  ticketChange(id: string): Promise<TicketChange> {
+    return this.request(`/api/tickets/${encodeURIComponent(id)}/change`);
   }
 
   orchestratorHealth(): Promise<OrchestratorHealth> {

@@ -46,6 +46,30 @@ export interface Ticket {
    */
   agent_exit_status?: number | null;
   agent_output?: string | null;
+  /**
+   * The git branch the ticket's agent worked on, its commits (oldest first as
+   * the orchestrator lists them), the plain text of `git diff --stat`, and why
+   * the change could not be recorded. All absent from older orchestrators:
+   * treat a missing field as null (or no commits).
+   */
+  branch?: string | null;
+  commits?: TicketCommit[] | null;
+  diffstat?: string | null;
+  change_error?: string | null;
+}
+
+export interface TicketCommit {
+  sha: string;
+  subject: string;
+}
+
+/** `GET /api/tickets/{id}/change`: what the agent changed on the ticket's branch. */
+export interface TicketChange {
+  branch: string;
+  commits: TicketCommit[];
+  diffstat: string;
+  /** The unified diff as plain text (shown as text, never as HTML). */
+  patch: string;
 }
 
 export interface TicketList {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -187,6 +188,17 @@ def test_logout_ends_the_login_on_the_server_even_for_a_copied_cookie(service: A
         assert ended.status_code == 204
         client.cookies.set("aiwf_session", other_browser)
         assert client.get("/api/auth/check").status_code == 401
+
+
+async def test_wrong_passwords_sent_all_at_once_meet_the_limit_too(service: Any) -> None:
+    wrong = {"username": "admin", "password": "not-the-password"}
+    async with httpx.AsyncClient(base_url=service.base_url, timeout=60) as client:
+        answers = await asyncio.gather(
+            *(client.post("/api/auth/login", json=wrong) for _ in range(30))
+        )
+    codes = sorted(answer.status_code for answer in answers)
+    assert codes.count(401) <= 5, codes  # the limit is 5 failures per client
+    assert codes.count(429) >= 25, codes
 
 
 def test_wrong_password_then_lockout_per_client(service: Any) -> None:

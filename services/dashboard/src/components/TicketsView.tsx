@@ -1,8 +1,10 @@
-import { useCallback, useMemo, useState } from 'react';
+import { useCallback, useMemo, useRef, useState } from 'react';
 import { describe, type ApiClient } from '../api';
+import { changeLoadError, normalizeChange } from '../change';
 import { agentExitLabel, agentLastScreen, buildBoard, relativeTime, safeUrl, STATUS_LABEL } from '../tickets';
 import type { Ticket, TicketList } from '../types';
 import { usePolling } from '../usePolling';
+import { TicketChangeReview, type ChangeLoad } from './TicketChangeReview';
 
 interface Props {
   api: ApiClient;
@@ -28,6 +30,39 @@ export function TicketsView({ api, onOpenTerminal, agentBlocked = null }: Props)
   const [busy, setBusy] = useState<Record<string, string>>({});
   const [hidden, setHidden] = useState<ReadonlySet<string>>(new Set());
   const [feedback, setFeedback] = useState<Feedback | null>(null);
+  // Each ticket's change, fetched once when its review is first opened and kept
+  // while the view lives; which reviews are open survives the list refreshes.
+  const [changes, setChanges] = useState<Record<string, ChangeLoad>>({});
+  const [openReviews, setOpenReviews] = useState<ReadonlySet<string>>(new Set());
+  const changeRequests = useRef(new Set<string>());
+
+  const loadChange = useCallback(
+    async (ticket: Ticket) => {
+      if (changeRequests.current.has(ticket.id)) return;
+      changeRequests.current.add(ticket.id);
+      setChanges((c) => ({ ...c, [ticket.id]: { state: 'loading' } }));
+      try {
+        const change = normalizeChange(await api.ticketChange(ticket.id), ticket.branch ?? '');
+        setChanges((c) => ({ ...c, [ticket.id]: { state: 'loaded', change } }));
+      } catch (error) {
+        setChanges((c) => ({ ...c, [ticket.id]: { state: 'error', message: changeLoadError(error) } }));
+      } finally {
+        changeRequests.current.delete(ticket.id);
+      }
+    },
+    [api],
+  );
+
+  const toggleReview = (ticket: Ticket, open: boolean) => {
+    setOpenReviews((current) => {
+      if (current.has(ticket.id) === open) return current;
+      const next = new Set(current);
+      if (open) next.add(ticket.id);
+      else next.delete(ticket.id);
+      return next;
+    });
+    if (open && !changes[ticket.id]) void loadChange(ticket);
+  };
 
   const refresh = useCallback(async () => {
     try {
@@ -187,6 +222,13 @@ export function TicketsView({ api, onOpenTerminal, agentBlocked = null }: Props)
                 <TicketHeader ticket={ticket} />
                 {ticket.summary ? <p className="description">{ticket.summary}</p> : null}
                 {agentExitLabel(ticket) ? <TicketError ticket={ticket} /> : null}
+                <TicketChangeReview
+                  ticket={ticket}
+                  open={openReviews.has(ticket.id)}
+                  load={changes[ticket.id]}
+                  onToggle={(open) => toggleReview(ticket, open)}
+                  onRetry={() => void loadChange(ticket)}
+                />
               </div>
               <time className="muted small" dateTime={ticket.completed_at ?? undefined} title={ticket.completed_at ?? ''}>
                 {relativeTime(ticket.completed_at)}

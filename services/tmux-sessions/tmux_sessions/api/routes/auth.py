@@ -46,9 +46,11 @@ async def login(body: LoginRequest, request: Request, context: Context) -> Respo
             f"Too many failed logins; try again in {math.ceil(wait)} s.",
             headers={"Retry-After": str(math.ceil(wait))},
         )
+    # The attempt counts as failed before the (slow) password check runs, so tries sent all at
+    # once meet the limit too; only a successful login clears the count.
+    context.login_limiter.record_failure(client)
     user = await asyncio.to_thread(context.users.authenticate, body.username, body.password)
     if user is None:
-        context.login_limiter.record_failure(client)
         raise HTTPException(401, "Wrong username or password.")
     context.login_limiter.reset(client)
     max_age = context.settings.session_max_age_seconds
