@@ -121,6 +121,12 @@ class Resources(Strict):
     cpus: float | None = Field(default=None, gt=0, le=256)
     #: Memory limit of the container.
     memory: Size | None = None
+    #: How many processes the container may run at once.
+    pids: int | None = Field(default=None, ge=16, le=1_000_000)
+
+
+def _limits(memory: str, pids: int) -> Resources:
+    return Resources(memory=memory, pids=pids)
 
 
 class ServiceConfig(Strict):
@@ -154,18 +160,26 @@ class ServiceConfig(Strict):
 
 
 class NginxService(ServiceConfig):
+    #: Limits (memory, processes); ``null`` lifts one.
+    resources: Resources = Field(default_factory=lambda: _limits("256m", 512))
     base_image: str = "nginx:stable"
     port: Port = 443
-    #: Largest request body nginx accepts (speech uploads are the large ones).
+    #: Largest speech upload nginx accepts (``/api/whisper/``).
     client_max_body_size: Size = "25m"
+    #: Largest body of every other request (API JSON, terminal input); a login gets 8k.
+    api_max_body_size: Size = "1m"
 
 
 class DashboardService(ServiceConfig):
+    #: Limits (memory, processes); ``null`` lifts one.
+    resources: Resources = Field(default_factory=lambda: _limits("128m", 256))
     base_image: str = "nginx:stable"
     port: Port = 3000
 
 
 class TmuxSessionsService(ServiceConfig):
+    #: Limits (memory, processes); ``null`` lifts one.
+    resources: Resources = Field(default_factory=lambda: _limits("512m", 1024))
     port: Port = 5001
     #: The first user, created on first ``up`` with a generated password.
     admin_user: str = Field(default="admin", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
@@ -178,6 +192,8 @@ class SandboxService(ServiceConfig):
     port and joins no stack network (see README, "Agent runtime").
     """
 
+    #: Limits of all agents and terminals together (memory, processes).
+    resources: Resources = Field(default_factory=lambda: _limits("8g", 4096))
     #: Follows ``agent.runtime`` (``sandbox`` turns it on).
     enabled: bool = True
 
@@ -198,6 +214,8 @@ class PlaneSettings(Strict):
 
 
 class OrchestratorService(ServiceConfig):
+    #: Limits (memory, processes); ``null`` lifts one.
+    resources: Resources = Field(default_factory=lambda: _limits("512m", 512))
     port: Port = 5002
     #: ``auto`` uses Plane when credentials are configured, else the local ticket folder.
     ticket_source: Literal["auto", "plane", "local"] = "auto"
@@ -220,6 +238,8 @@ class OrchestratorService(ServiceConfig):
 
 
 class WhisperService(ServiceConfig):
+    #: Limits (memory, processes); ``null`` lifts one.
+    resources: Resources = Field(default_factory=lambda: _limits("4g", 512))
     enabled: bool = False
     port: Port = 8000
 

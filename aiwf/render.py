@@ -46,6 +46,8 @@ from aiwf.stack import (
     volume_name,
 )
 
+#: A login is a username and a password: nothing bigger is read on the public login route.
+LOGIN_MAX_BODY_SIZE = "8k"
 #: Docker's embedded DNS server, which resolves the service names inside the stack's network.
 DOCKER_DNS = "127.0.0.11"
 #: The compose key of the stack's network (its engine name is ``config.network_name``).
@@ -209,6 +211,7 @@ def render_nginx(config: StackConfig, context: RenderContext) -> str:
         hsts=config.tls.mode != "self-signed",
         https_suffix=_https_suffix(config),
         server_names=" ".join(config.domains),
+        login_max_body_size=LOGIN_MAX_BODY_SIZE,
     )
 
 

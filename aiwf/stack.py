@@ -57,8 +57,6 @@ _VENV_PYTHON = "/opt/venv/bin/python"
 #: Containers running as the agent's uid: the sandbox, and tmux-sessions (tmux lets only the
 #: server's own uid connect to its socket).
 AGENT_UID_SERVICES: tuple[str, ...] = ("sandbox", "tmux-sessions")
-#: Processes the sandbox may run at once (agents, their shells, builds, test runs).
-SANDBOX_PIDS_LIMIT = 4096
 
 
 @dataclass(frozen=True)
@@ -108,8 +106,9 @@ class ServiceSpec:
     isolated: bool = False
     #: The host is reachable as ``host.docker.internal`` (a model gateway, a self-hosted Plane).
     reaches_host: bool = False
-    #: Hardening: no capabilities, no privilege gain through setuid, at most this many processes.
+    #: Hardening: no capabilities at all (every container also gets ``no-new-privileges``).
     drop_capabilities: bool = False
+    #: At most this many processes.
     pids_limit: int | None = None
 
 
@@ -463,7 +462,7 @@ def desired_services(
                 isolated=service == "sandbox",
                 reaches_host=service in ("sandbox", "orchestrator"),
                 drop_capabilities=service in AGENT_UID_SERVICES,
-                pids_limit=SANDBOX_PIDS_LIMIT if service == "sandbox" else None,
+                pids_limit=settings.resources.pids,
             )
         )
     return specs

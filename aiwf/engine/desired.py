@@ -102,12 +102,13 @@ def container_body(config: StackConfig, spec: ServiceSpec, image_id: str) -> dic
         },
         "NetworkMode": "bridge" if spec.isolated else config.network_name,
         "Init": True,
+        # No process gains privileges through a setuid program, in any container.
+        "SecurityOpt": ["no-new-privileges"],
     }
     if spec.reaches_host:
         host_config["ExtraHosts"] = [HOST_GATEWAY_ALIAS]
     if spec.drop_capabilities:
         host_config["CapDrop"] = ["ALL"]
-        host_config["SecurityOpt"] = ["no-new-privileges"]
     if spec.pids_limit is not None:
         host_config["PidsLimit"] = spec.pids_limit
     exposed: dict[str, dict[str, Any]] = {}

@@ -227,13 +227,15 @@ def test_plain_http_redirects_but_serves_health_and_acme(run_nginx: Callable[...
     assert missing.status_code == 404
 
 
-def test_body_size_limit_comes_from_the_config(run_nginx: Callable[..., Any]) -> None:
-    nginx = run_nginx({"services": {"nginx": {"client_max_body_size": "1k"}}})
+def test_body_size_limits_come_from_the_config(run_nginx: Callable[..., Any]) -> None:
+    nginx = run_nginx({"services": {"nginx": {"api_max_body_size": "1k"}}})
     with _client(nginx) as client:
         small = client.post(nginx.https + "/api/sessions", headers=COOKIE, content=b"x" * 512)
         large = client.post(nginx.https + "/api/sessions", headers=COOKIE, content=b"x" * 4096)
+        login = client.post(nginx.https + "/api/auth/login", content=b"x" * (16 * 1024))
     assert small.status_code == 200
     assert large.status_code == 413
+    assert login.status_code == 413  # the public login reads no more than 8k, whatever is set
 
 
 def _tls() -> ssl.SSLContext:

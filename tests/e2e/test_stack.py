@@ -28,8 +28,16 @@ def test_every_service_is_healthy_and_only_nginx_publishes(stack: Any) -> None:
 
     client = connect()
     for service, row in rows.items():
-        ports = client.api.inspect_container(row["id"])["HostConfig"]["PortBindings"] or {}
+        host_config = client.api.inspect_container(row["id"])["HostConfig"]
+        ports = host_config["PortBindings"] or {}
         assert bool(ports) == (service == "nginx"), (service, ports)
+        # Every container is limited and gains no privilege through a setuid program.
+        assert host_config["Memory"] > 0 and host_config["PidsLimit"] > 0, service
+        assert host_config["SecurityOpt"] == ["no-new-privileges"], service
+    for service in ("sandbox", "tmux-sessions"):  # the two that run as the agent's uid
+        inspected = client.api.inspect_container(rows[service]["id"])
+        assert inspected["HostConfig"]["CapDrop"] == ["ALL"], service
+        assert inspected["Config"]["User"] not in ("", "0", "root"), service
 
 
 def test_the_health_sweep_sees_every_part_of_the_running_stack(stack: Any) -> None:

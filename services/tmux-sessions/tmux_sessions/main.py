@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from tmux_sessions.api.context import AppContext
+from tmux_sessions.api.limits import LoginBodyLimit
 from tmux_sessions.api.main import api_router
 from tmux_sessions.core.config import Settings
 from tmux_sessions.core.secrets import Secrets
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None, shutdown: Shutdown | None = Non
 
     app = FastAPI(title="aiwf tmux-sessions", lifespan=lifespan)
     app.state.context = context
+    app.add_middleware(LoginBodyLimit)
     app.include_router(api_router)
 
     @app.exception_handler(RequestValidationError)

@@ -190,6 +190,19 @@ def test_logout_ends_the_login_on_the_server_even_for_a_copied_cookie(service: A
         assert client.get("/api/auth/check").status_code == 401
 
 
+def test_a_huge_login_body_is_refused_unread(service: Any) -> None:
+    with service.client() as client:
+        huge = client.post(
+            "/api/auth/login",
+            content=b'{"username": "admin", "password": "' + b"x" * (24 << 20) + b'"}',
+            headers={"content-type": "application/json"},
+        )
+        assert huge.status_code == 413
+        assert "at most 8192 bytes" in huge.json()["detail"]
+        right = client.post("/api/auth/login", json={"username": "admin", "password": PASSWORD})
+        assert right.status_code == 204
+
+
 async def test_wrong_passwords_sent_all_at_once_meet_the_limit_too(service: Any) -> None:
     wrong = {"username": "admin", "password": "not-the-password"}
     async with httpx.AsyncClient(base_url=service.base_url, timeout=60) as client:
