@@ -76,7 +76,7 @@ def test_the_stack_comes_back_after_dockerd_restarts(restart_stack: Any) -> None
 
     def all_healthy() -> bool:
         rows = restart_stack.ps()
-        return len(rows) == 4 and all(row["health"] == "healthy" for row in rows.values())
+        return len(rows) == 5 and all(row["health"] == "healthy" for row in rows.values())
 
     _wait(all_healthy, 240, "the stack did not come back healthy")
     assert restart_stack.container_ids() == before  # the same containers, restarted by policy
