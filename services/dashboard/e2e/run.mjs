@@ -258,7 +258,7 @@ await runScenario(
     await signIn(page, USERNAME, PASSWORD);
 
     // 16. Sign out: every view needs the session again.
-    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('button', { name: 'Sign out', exact: true }).click();
     await page.getByRole('form', { name: 'Sign in' }).waitFor(WAIT);
     await page.goto(`${BASE}/terminals`);
     await page.getByRole('form', { name: 'Sign in' }).waitFor(WAIT);

@@ -67,9 +67,9 @@ export function App() {
     setAuth({ state: 'signed-in', username });
   }, []);
 
-  const signOut = useCallback(async () => {
+  const signOut = useCallback(async (everywhere = false) => {
     try {
-      await api.logout();
+      await (everywhere ? api.logoutEverywhere() : api.logout());
     } finally {
       signedInHint.set(false);
       setAuth({ state: 'anonymous', message: null });
@@ -136,6 +136,14 @@ export function App() {
           <span className="username" data-testid="username">{auth.username}</span>
           <button type="button" className="btn ghost small" onClick={() => void signOut()}>
             Sign out
+          </button>
+          <button
+            type="button"
+            className="btn ghost small"
+            title="End this login on every browser and device"
+            onClick={() => void signOut(true)}
+          >
+            Sign out everywhere
           </button>
         </div>
       </header>

@@ -88,6 +88,20 @@ describe('ApiClient', () => {
     expect(JSON.parse(seen[0]!.body.toString())).toEqual({ username: 'alice', password: 's3cret' });
   });
 
+  it('signs out here or everywhere with a POST to its own route', async () => {
+    handler = (_req, res) => {
+      res.writeHead(204);
+      res.end();
+    };
+    const api = new ApiClient({ baseUrl });
+    await api.logout();
+    await api.logoutEverywhere();
+    expect(seen.map((r) => `${r.method} ${r.url}`)).toEqual([
+      'POST /api/auth/logout',
+      'POST /api/auth/logout-everywhere',
+    ]);
+  });
+
   it('turns {"detail"} into the error message with the status', async () => {
     handler = (_req, res) => json(res, 409, { detail: 'Ticket T-1 is not pending.' });
     const api = new ApiClient({ baseUrl });

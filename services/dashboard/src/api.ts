@@ -103,6 +103,11 @@ export class ApiClient {
     return this.request('/api/auth/logout', { method: 'POST', allowUnauthorized: true });
   }
 
+  /** Ends every login of this user, on every browser (the server forgets them all). */
+  logoutEverywhere(): Promise<void> {
+    return this.request('/api/auth/logout-everywhere', { method: 'POST', allowUnauthorized: true });
+  }
+
   me(): Promise<{ username: string }> {
     return this.request('/api/auth/me');
   }
