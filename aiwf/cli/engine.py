@@ -106,10 +106,13 @@ def _outcome_lines(app: AppContext, outcome: UpOutcome, dry_run: bool) -> list[s
         lines.append("nothing to do: the stack is as configured")
     lines += [f"  done: {step}" for step in outcome.applied]
     admin = config.services.tmux_sessions.admin_user
-    if outcome.admin_password:
+    if outcome.admin_password_file:
         lines.append(
-            f"\nfirst login: user [bold]{admin}[/] password [bold]{outcome.admin_password}[/] "
-            "(shown once; change it with: " + RESET_PASSWORD_HINT.format(user=admin) + ")"
+            f"\nfirst login: user [bold]{admin}[/], its password is in "
+            f"{outcome.admin_password_file} (0600; read it with: cat "
+            f"{outcome.admin_password_file}; change it with: "
+            + RESET_PASSWORD_HINT.format(user=admin)
+            + ")"
         )
     lines.append(f"open {stack_url(config)} (user {admin})")
     return lines

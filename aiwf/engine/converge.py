@@ -514,7 +514,7 @@ class UpOutcome:
     plan: UpPlan
     applied: list[Step] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    admin_password: str | None = None
+    admin_password_file: Path | None = None
     built: dict[str, BuiltImage] = field(default_factory=dict)
     #: Preparing the host changed something (a folder, a secret, the host tmux server).
     host_changed: bool = False
@@ -581,7 +581,7 @@ def up(
         if config.agent.runtime == "host" or any(s.target == "sandbox" for s in plan.steps):
             report.notes.append(check_claude_code(client, config))
     notes = list(dict.fromkeys(report.notes))
-    return UpOutcome(plan, applied, notes, report.admin_password, built, report.changed)
+    return UpOutcome(plan, applied, notes, report.admin_password_file, built, report.changed)
 
 
 def down(

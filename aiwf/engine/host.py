@@ -42,14 +42,15 @@ RESET_PASSWORD_HINT = (
 
 @dataclass
 class HostReport:
-    """What preparing the host did: notes to show, and the first user's password when new.
+    """What preparing the host did: notes to show, and the first user's password file when new
+    (its path, never the password: that is read from the 0600 file by who may).
 
     ``changed`` tells a run that changed (or failed to change) something on the host from one
     that only observed: only the latter may be replayed by a later ``up`` (:mod:`.settled`).
     """
 
     notes: list[str] = field(default_factory=list)
-    admin_password: str | None = None
+    admin_password_file: Path | None = None
     changed: bool = False
 
     def did(self, note: str) -> None:
@@ -160,7 +161,7 @@ def ensure_secrets(config: StackConfig, report: HostReport) -> None:
         write_private(path, value)
         report.did(f"generated secret {name}")
         if name == "admin_password":
-            report.admin_password = value.decode()
+            report.admin_password_file = path
     for name in AGENT_OWNED_SECRETS:
         if (folder / name).is_file():
             own(folder / name, config, 0o600)

@@ -262,7 +262,9 @@ def run_stack(tmp: Path, overrides: Mapping[str, Any] | None = None) -> Iterator
     created = make_stack(tmp, overrides)
     try:
         result = created.aiwf("up", timeout=1800)
-        assert "first login: user admin password" in result.stdout, result.stdout
+        password_file = created.data_dir / "secrets" / "admin_password"
+        assert f"first login: user admin, its password is in {password_file}" in result.stdout
+        assert password_file.read_text().strip() not in result.stdout + result.stderr
         yield created
     finally:
         remove_stack(created)

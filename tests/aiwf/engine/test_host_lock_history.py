@@ -31,11 +31,11 @@ def test_secrets_are_generated_once_private_and_the_password_is_reported_once(
     for name in GENERATED_SECRETS:
         assert (folder / name).stat().st_mode & 0o777 == 0o600
         assert len((folder / name).read_bytes()) >= 16
-    assert report.admin_password == (folder / "admin_password").read_text()
+    assert report.admin_password_file == folder / "admin_password"
     before = {name: (folder / name).read_bytes() for name in GENERATED_SECRETS}
     again = HostReport()
     ensure_secrets(config, again)
-    assert again.admin_password is None
+    assert again.admin_password_file is None
     assert {name: (folder / name).read_bytes() for name in GENERATED_SECRETS} == before
 
 
