@@ -258,6 +258,8 @@ def _tmux_sessions(config: StackConfig) -> tuple[dict[str, str], list[Mount], li
         "TMUX_SESSIONS_DATA_DIR": "/app/data",
         "TMUX_SESSIONS_TMUX_SOCKET": str(tmux_socket(config)),
         "TMUX_SESSIONS_START_SERVER": "false",
+        # X-Forwarded-For is believed from nginx only: another peer cannot pick its address.
+        "TMUX_SESSIONS_TRUSTED_PROXIES": "nginx",
         "TMUX_SESSIONS_SECRET_KEY_FILE": _secret_env("session_key"),
         "TMUX_SESSIONS_SERVICE_TOKEN_FILE": _secret_env("service_token"),
         "TMUX_SESSIONS_BOOTSTRAP_USER": svc.admin_user,

@@ -16,7 +16,7 @@ from tmux_sessions.api.main import api_router
 from tmux_sessions.core.config import Settings
 from tmux_sessions.core.secrets import Secrets
 from tmux_sessions.logins import LoginRegistry
-from tmux_sessions.ratelimit import LoginRateLimiter
+from tmux_sessions.ratelimit import LoginRateLimiter, TrustedProxies
 from tmux_sessions.sessions import InvalidSessionRequestError, SessionManager, UnknownSessionError
 from tmux_sessions.shutdown import Shutdown
 from tmux_sessions.store import SessionStore
@@ -56,7 +56,10 @@ def build_context(settings: Settings, shutdown: Shutdown | None = None) -> AppCo
     )
     limiter = LoginRateLimiter(settings.login_max_failures, settings.login_window_seconds)
     logins = LoginRegistry(settings.logins_file)
-    return AppContext(settings, secrets, tmux, manager, users, limiter, logins)
+    names = [name.strip() for name in settings.trusted_proxies.split(",") if name.strip()]
+    return AppContext(
+        settings, secrets, tmux, manager, users, limiter, logins, TrustedProxies(names)
+    )
 
 
 def _one_sentence(error: RequestValidationError) -> str:

@@ -6,6 +6,7 @@ minutes of five failures from one address is refused until the oldest failure is
 
 from __future__ import annotations
 
+import socket
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -56,6 +57,44 @@ class LoginRateLimiter:
 
     def reset(self, client: str) -> None:
         self._failures.pop(client, None)
+
+
+class TrustedProxies:
+    """The peers whose forwarded headers are believed: names resolved (and re-resolved every
+    ``ttl`` seconds, a recreated nginx container gets a new address) or literal addresses.
+
+    With no names every peer is trusted, as before the setting existed (standalone use).
+
+    >>> nginx = TrustedProxies(["127.0.0.1"])
+    >>> nginx.trusts("127.0.0.1"), nginx.trusts("10.9.9.9")
+    (True, False)
+    """
+
+    def __init__(
+        self, names: list[str], ttl: float = 10.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.names = names
+        self.ttl = ttl
+        self.clock = clock
+        self._addresses: set[str] = set()
+        self._resolved_at: float | None = None
+
+    def _resolve(self) -> set[str]:
+        now = self.clock()
+        if self._resolved_at is None or now - self._resolved_at > self.ttl:
+            found: set[str] = set()
+            for name in self.names:
+                try:
+                    found |= {str(info[4][0]) for info in socket.getaddrinfo(name, None)}
+                except OSError:
+                    continue  # not resolvable now: trusted again once it is
+            self._addresses, self._resolved_at = found, now
+        return self._addresses
+
+    def trusts(self, peer: str | None) -> bool:
+        if not self.names:
+            return True
+        return peer is not None and peer in self._resolve()
 
 
 def client_address(

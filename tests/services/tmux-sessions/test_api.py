@@ -233,6 +233,21 @@ def test_wrong_password_then_lockout_per_client(service: Any) -> None:
         assert client.post("/api/auth/login", json=right, headers=other).status_code == 204
 
 
+def test_forwarded_addresses_are_believed_only_from_the_trusted_proxy(
+    service_root: Path, service_factory: Any
+) -> None:
+    """Called directly (not from nginx), a client cannot rotate X-Forwarded-For to escape its
+    lockout, nor pose as another client to lock that one out."""
+    direct = service_factory(service_root, {"TMUX_SESSIONS_TRUSTED_PROXIES": "127.0.0.2"})
+    wrong = {"username": "admin", "password": "not-the-password"}
+    with httpx.Client(base_url=direct.base_url, timeout=20) as client:
+        for number in range(3):
+            rotated = {"X-Forwarded-For": f"203.0.113.{number}"}
+            assert client.post("/api/auth/login", json=wrong, headers=rotated).status_code == 401
+        fresh = {"X-Forwarded-For": "198.51.100.77"}
+        assert client.post("/api/auth/login", json=wrong, headers=fresh).status_code == 429
+
+
 def test_unknown_user_is_the_same_401(service: Any) -> None:
     with service.client() as client:
         response = client.post("/api/auth/login", json={"username": "ghost", "password": "x" * 9})

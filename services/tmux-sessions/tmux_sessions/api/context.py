@@ -9,7 +9,7 @@ from starlette.requests import HTTPConnection
 from tmux_sessions.core.config import Settings
 from tmux_sessions.core.secrets import Secrets
 from tmux_sessions.logins import LoginRegistry
-from tmux_sessions.ratelimit import LoginRateLimiter
+from tmux_sessions.ratelimit import LoginRateLimiter, TrustedProxies
 from tmux_sessions.sessions import SessionManager
 from tmux_sessions.tmux import Tmux
 from tmux_sessions.users import UserStore
@@ -24,6 +24,7 @@ class AppContext:
     users: UserStore
     login_limiter: LoginRateLimiter
     logins: LoginRegistry
+    proxies: TrustedProxies
 
 
 def get_context(connection: HTTPConnection) -> AppContext:

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(default=5, ge=1)
     login_window_seconds: int = Field(default=900, ge=1)
     trust_proxy_headers: bool = True
+    #: Comma-separated names or addresses of the proxies whose X-Forwarded-For is believed
+    #: (the stack's ``nginx``); empty: any peer's (standalone use behind your own proxy).
+    trusted_proxies: str = ""
     client_buffer_bytes: int = Field(default=1024 * 1024, ge=4096)
     dead_session_retention: int = Field(default=200, ge=0)
     log_level: str = "info"

@@ -25,11 +25,12 @@ CHECKED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def _client(request: Request, context: Context) -> str:
+    peer = request.client.host if request.client else None
     return client_address(
-        request.client.host if request.client else None,
+        peer,
         request.headers.get("x-forwarded-for"),
         request.headers.get("x-real-ip"),
-        trust_proxy=context.settings.trust_proxy_headers,
+        trust_proxy=context.settings.trust_proxy_headers and context.proxies.trusts(peer),
     )
 
 
