@@ -67,6 +67,22 @@ class UpstreamTicket(TicketFields):
     assignees: list[str] = Field(default_factory=list)
 
 
+class Commit(BaseModel):
+    """One commit of a ticket's branch: the full hash and the first line of its message."""
+
+    sha: str
+    subject: str
+
+
+class Worktree(BaseModel):
+    """Where a ticket's agent works when a repository is configured (paths as the sandbox sees
+    them), kept so the finish and cleanup jobs find it even after the settings changed."""
+
+    path: str
+    mirror: str
+    base_branch: str
+
+
 class Ticket(TicketFields):
     """The ticket shape of the HTTP API (see the API contract)."""
 
@@ -89,6 +105,23 @@ class Ticket(TicketFields):
         description="The last screen of that ended session (at most 4000 characters), which "
         "usually names why the agent stopped.",
     )
+    branch: str | None = Field(
+        default=None,
+        description="The git branch the ticket's work is on (set when its session starts, "
+        "confirmed on completion); null without a configured repository.",
+    )
+    commits: list[Commit] = Field(
+        default_factory=list,
+        description="Commits of the branch since it left the base branch, oldest first.",
+    )
+    diffstat: str | None = Field(
+        default=None, description="`git diff --stat` of the branch against its fork point."
+    )
+    change_error: str | None = Field(
+        default=None,
+        description="Why the change of a completed ticket could not be recorded; the ticket "
+        "is completed all the same.",
+    )
 
 
 class TicketRecord(Ticket):
@@ -98,6 +131,10 @@ class TicketRecord(Ticket):
     attempt: int = 0
     tracker_ops: list[TrackerOperation] = Field(default_factory=list)
     next_tracker_try: datetime | None = None
+    worktree: Worktree | None = None
+    # Completed, but the finish job has not recorded the change yet: the tracker comment, which
+    # carries the change, waits; after a restart the job runs again.
+    change_pending: bool = False
 
     @classmethod
     def from_upstream(cls, upstream: UpstreamTicket) -> TicketRecord:
@@ -119,6 +156,15 @@ class TicketList(BaseModel):
 
 class TicketEnvelope(BaseModel):
     ticket: Ticket
+
+
+class TicketChange(BaseModel):
+    """``GET /api/tickets/{id}/change``: what the ticket's agent changed, as git saw it."""
+
+    branch: str
+    commits: list[Commit]
+    diffstat: str
+    patch: str = Field(description="`git diff` against the fork point, cut at 1 MiB.")
 
 
 class Health(BaseModel):

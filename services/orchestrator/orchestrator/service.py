@@ -2,7 +2,8 @@
 
 All state changes run under one asyncio lock and are saved before the HTTP answer goes out, so
 what a client was told survives a crash. Slow upstream calls (Plane, tmux) for tracker updates run
-outside the lock.
+outside the lock, and so do the jobs that record a completed ticket's change and remove a deleted
+ticket's worktree (git runs in the agent sandbox; see ``repository``).
 
 Example::
 
@@ -38,27 +39,41 @@ from orchestrator.completion import (
     read_summary,
 )
 from orchestrator.core.config import NO_AGENT_CREDENTIAL, Settings
+from orchestrator.jobs import last_line, run_job
 from orchestrator.metrics import Metrics
 from orchestrator.models import (
     RETRYABLE_STATUSES,
     RUNNING_STATUSES,
+    TicketChange,
     TicketRecord,
     TicketStatus,
     TrackerSync,
     UpstreamTicket,
+    Worktree,
     utcnow,
 )
 from orchestrator.prompt import build_command, load_template, render_prompt
+from orchestrator.repository import (
+    RESULTS_FOLDER,
+    ChangeError,
+    ChangeResult,
+    cleanup_script,
+    finish_command,
+    plan_worktree,
+    read_results,
+    safe_identifier,
+    shell_command,
+    start_script,
+)
 from orchestrator.sources.base import SelectionRules, SourceError, TicketSource
-from orchestrator.store import FileName, ListName, TicketStore
+from orchestrator.store import FileName, ListName, TicketStore, write_atomically
 from orchestrator.tmux_client import TmuxClient, TmuxServiceError
 
 log = logging.getLogger(__name__)
 
 # tmux-sessions already keeps at most 4000 characters of a dead pane; the bound is kept here too
-# so an answer from elsewhere cannot grow the state files. The reason is one readable line.
+# so an answer from elsewhere cannot grow the state files.
 AGENT_OUTPUT_LIMIT = 4000
-REASON_LIMIT = 300
 
 
 class TicketNotFound(Exception):
@@ -70,6 +85,13 @@ class TicketNotFound(Exception):
 
 class TicketConflict(Exception):
     """The ticket is not in a status that allows the action (HTTP 409)."""
+
+
+class ChangeNotRecorded(Exception):
+    """The ticket has no recorded change (HTTP 404)."""
+
+    def __init__(self, ticket_id: str) -> None:
+        super().__init__(f"Ticket {ticket_id} has no recorded change.")
 
 
 def session_name(ticket: TicketRecord) -> str:
@@ -84,7 +106,7 @@ def session_name(ticket: TicketRecord) -> str:
 
 
 def agent_exit_reason(status: int, output: str | None) -> str:
-    """The one-line ``error`` of a ticket whose agent exited: the status and its last words.
+    r"""The one-line ``error`` of a ticket whose agent exited: the status and its last words.
 
     A dead agent's last non-empty line (``claude: command not found``, an API error) usually
     names the cause, so the dashboard can show it without opening the terminal.
@@ -94,10 +116,15 @@ def agent_exit_reason(status: int, output: str | None) -> str:
     >>> agent_exit_reason(1, None)
     'the agent exited with status 1'
     """
-    lines = (line.strip() for line in reversed((output or "").splitlines()))
-    last = next((line for line in lines if line), "")
+    last = last_line(output)
     reason = f"the agent exited with status {status}"
-    return f"{reason}: {last[:REASON_LIMIT]}" if last else reason
+    return f"{reason}: {last}" if last else reason
+
+
+def _store_patch(path: Path, patch: bytes) -> None:
+    """Keep a ticket's patch in the data directory (``changes/<id>.patch``), atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, patch)
 
 
 class Orchestrator:
@@ -133,6 +160,7 @@ class Orchestrator:
         self._sync_requested = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._recheck_handle: asyncio.TimerHandle | None = None
+        self._finishing: set[str] = set()
 
     # ----------------------------------------------------------------- lifecycle
     async def open(self) -> None:
@@ -215,6 +243,27 @@ class Orchestrator:
         if self.tmux_problem:
             found.append(self.tmux_problem)
         return found
+
+    async def change(self, ticket_id: str) -> TicketChange:
+        """The recorded change of a ticket: branch, commits, diffstat and the stored patch."""
+        record = self.store.get(ticket_id)
+        if record is None:
+            raise TicketNotFound(ticket_id)
+        if record.branch is None or record.diffstat is None or record.change_pending:
+            raise ChangeNotRecorded(ticket_id)
+        try:
+            patch = await asyncio.to_thread(self._patch_path(ticket_id).read_bytes)
+        except FileNotFoundError:
+            raise ChangeNotRecorded(ticket_id) from None
+        return TicketChange(
+            branch=record.branch,
+            commits=record.commits,
+            diffstat=record.diffstat,
+            patch=patch.decode("utf-8", errors="replace"),
+        )
+
+    def _patch_path(self, ticket_id: str) -> Path:
+        return self.settings.data_dir / "changes" / f"{ticket_id}.patch"
 
     def _update_gauges(self) -> None:
         self.metrics.pending.set(len(self.store.pending))
@@ -357,7 +406,31 @@ class Orchestrator:
             self.store.dismissed[ticket_id] = f"deleted {utcnow().isoformat()}"
             del self.store.lists()[where][ticket_id]
             await self._save("dismissed", where)
+            with contextlib.suppress(FileNotFoundError):
+                self._patch_path(ticket_id).unlink()
+            if record.worktree is not None:
+                self._spawn(self._remove_worktree(record, record.worktree))
             await self._dispatch()
+
+    async def _remove_worktree(self, record: TicketRecord, worktree: Worktree) -> None:
+        """Keep a deleted ticket's work on its branch (``wip: <identifier>``), then remove its
+        worktree. A failure keeps the worktree as it is and is logged: nothing is lost."""
+        name = f"cleanup-{safe_identifier(record)[:32]}-{record.attempt}"
+        script = cleanup_script(worktree, f"wip: {record.identifier}")
+        try:
+            outcome = await run_job(self.tmux, name, shell_command(script), self.settings.workspace)
+        except TmuxServiceError as exc:
+            log.warning("could not remove the worktree of deleted %s: %s", record.identifier, exc)
+            return
+        if outcome.succeeded:
+            log.info("removed the worktree %s of deleted %s", worktree.path, record.identifier)
+        else:
+            log.warning(
+                "worktree %s of deleted %s kept: %s",
+                worktree.path,
+                record.identifier,
+                outcome.reason("the cleanup job"),
+            )
 
     # ----------------------------------------------------------------- sessions
     async def _dispatch(self) -> None:
@@ -387,11 +460,16 @@ class Orchestrator:
         completion_file = str(
             self.settings.agent_side_completion_dir / f"completion-{record.id}.txt"
         )
+        plan = plan_worktree(self.settings.repository, self.settings.workspace, record)
+        if plan is not None:
+            record.branch, record.worktree = plan.branch, plan.worktree
         prompt = render_prompt(self.template, record, completion_file)
         command = build_command(
             self.settings.agent_command,
             {"prompt": prompt, "ticket_id": record.id, "completion_file": completion_file},
         )
+        if plan is not None:
+            command = shell_command(start_script(plan, command))
         env = {"TICKET_ID": record.id, "COMPLETION_FILE": completion_file}
         try:
             session = await self._live_session_of(record.id) or await self.tmux.create(
@@ -439,6 +517,10 @@ class Orchestrator:
             self.tmux_problem = str(exc)
             return
         self.tmux_problem = None
+        for record in self.store.completed.values():
+            # A finish job that waited for tmux-sessions, or that a restart interrupted.
+            if record.change_pending and record.id not in self._finishing:
+                self._spawn(self.record_change(record.id))
         # Every listed session, dead ones included: a dead one carries the agent's exit status
         # and last screen. By name too, for a session_id that fell back to the name; ids win.
         listed = {str(s.get("name")): s for s in sessions} | {str(s.get("id")): s for s in sessions}
@@ -601,6 +683,7 @@ class Orchestrator:
         record.summary = summary
         record.completed_at = now
         record.error = None
+        record.change_pending = record.worktree is not None
         if self.source.kind == "plane":
             self._queue_tracker(record, "comment", "complete")
         self.store.completed[record.id] = record
@@ -610,6 +693,69 @@ class Orchestrator:
         if record.started_at is not None:
             self.metrics.session_duration.observe((now - record.started_at).total_seconds())
         log.info("completed %s", record.identifier)
+        if record.change_pending:
+            self._spawn(self.record_change(record.id))
+
+    async def record_change(self, ticket_id: str) -> None:
+        """Run the finish job of a completed ticket and keep what it found on the ticket.
+
+        Runs outside the state lock (the job takes seconds). Whatever goes wrong, the ticket
+        stays completed: ``change_error`` says why its change is missing, and the tracker
+        comment, held back until now, goes out either way. Only a tmux-sessions service that
+        cannot be reached leaves the job pending; the session check starts it again.
+        """
+        record = self.store.completed.get(ticket_id)
+        if record is None or not record.change_pending or record.worktree is None:
+            return
+        if ticket_id in self._finishing:
+            return
+        self._finishing.add(ticket_id)
+        result: ChangeResult | None = None
+        try:
+            result = await self._finish(record, record.worktree)
+            await asyncio.to_thread(_store_patch, self._patch_path(ticket_id), result.patch)
+            error = None
+        except TmuxServiceError as exc:
+            if not exc.permanent:
+                log.warning("finish job of %s waits for tmux-sessions: %s", ticket_id, exc)
+                return
+            error = f"the finish job could not start: {exc}"
+        except (ChangeError, OSError) as exc:
+            error = str(exc)
+        finally:
+            self._finishing.discard(ticket_id)
+        async with self._lock:
+            current = self.store.completed.get(ticket_id)
+            if current is None:  # deleted meanwhile
+                with contextlib.suppress(FileNotFoundError):
+                    self._patch_path(ticket_id).unlink()
+                return
+            if result is not None and error is None:
+                current.branch, current.commits = result.branch, result.commits
+                current.diffstat = result.diffstat
+            current.change_error = error
+            current.change_pending = False
+            await self._save("completed")
+        if error is None:
+            log.info("recorded the change of %s on %s", current.identifier, current.branch)
+        else:
+            log.warning("the change of %s was not recorded: %s", current.identifier, error)
+
+    async def _finish(self, record: TicketRecord, worktree: Worktree) -> ChangeResult:
+        """The finish job in the sandbox, then its results.
+
+        Raises ``ChangeError`` naming what went wrong, ``TmuxServiceError`` when the job
+        cannot be started.
+        """
+        results = self.settings.agent_side_completion_dir / RESULTS_FOLDER / record.id
+        command = finish_command(
+            worktree, str(results), f"{record.identifier}: {record.title}", record.summary or ""
+        )
+        name = f"finish-{safe_identifier(record)[:32]}-{record.attempt}"
+        outcome = await run_job(self.tmux, name, command, self.settings.workspace)
+        if not outcome.succeeded:
+            raise ChangeError(outcome.reason("the finish job"))
+        return await asyncio.to_thread(read_results, self.settings.completion_dir, record.id)
 
     async def _set_aside(
         self, path: Path, problem: CompletionRejected, record: TicketRecord | None
@@ -634,7 +780,10 @@ class Orchestrator:
             (name, t.id)
             for name in ("active", "completed")
             for t in self.store.lists()[name].values()  # type: ignore[index]
-            if t.tracker_ops and (t.next_tracker_try is None or t.next_tracker_try <= now)
+            if t.tracker_ops
+            # The comment carries the change: it waits until the finish job recorded it.
+            and not (t.change_pending and t.tracker_ops[0] == "comment")
+            and (t.next_tracker_try is None or t.next_tracker_try <= now)
         ]
         for list_name, ticket_id in due:
             record = self.store.lists()[list_name].get(ticket_id)  # type: ignore[index]

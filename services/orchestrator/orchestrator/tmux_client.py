@@ -55,9 +55,13 @@ class TmuxClient:
         return response.status_code == 200
 
     async def create(
-        self, name: str, command: str, cwd: str, env: dict[str, str], ticket_id: str
+        self, name: str, command: str, cwd: str, env: dict[str, str], ticket_id: str | None = None
     ) -> dict[str, Any]:
-        body = {"name": name, "command": command, "cwd": cwd, "env": env, "ticket_id": ticket_id}
+        """Start a session; ``ticket_id`` marks an agent's (a sandbox job has none, so it is
+        never taken for the agent of its ticket)."""
+        body: dict[str, Any] = {"name": name, "command": command, "cwd": cwd, "env": env}
+        if ticket_id is not None:
+            body["ticket_id"] = ticket_id
         response = await self._call("POST", "/api/sessions", json=body)
         if response.status_code not in (200, 201):
             raise TmuxServiceError(

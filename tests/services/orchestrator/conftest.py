@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import secrets
@@ -138,11 +139,9 @@ def _real_tmux_sessions(socket: Path, token_file: Path, data_dir: Path) -> Itera
         process.wait(timeout=20)
 
 
-@pytest.fixture(params=["double", "real"])
-def tmux_service(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TmuxEnv]:
-    """A tmux-sessions API on a private tmux socket: the test double, then the real service."""
-    if request.param == "real" and importlib.util.find_spec("tmux_sessions") is None:
-        pytest.skip("services/tmux-sessions is not installed: pip install -e it")
+@contextlib.contextmanager
+def _tmux_env(kind: str, tmp_path: Path) -> Iterator[TmuxEnv]:
+    """A tmux-sessions API (``double`` or ``real``) on a private tmux socket."""
     token = secrets.token_hex(16)
     token_file = tmp_path / "tmux-token"
     token_file.write_text(token + "\n")
@@ -150,7 +149,7 @@ def tmux_service(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Tmu
     socket_dir.mkdir()
     double = tmux_double.TmuxDouble(socket_dir / "sock", token)
     try:
-        if request.param == "double":
+        if kind == "double":
             with ServerThread(double.app) as server:
                 yield TmuxEnv(double, server.url, token_file)
         else:
@@ -163,6 +162,23 @@ def tmux_service(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Tmu
         for leftover in socket_dir.iterdir():
             leftover.unlink()
         socket_dir.rmdir()
+
+
+@pytest.fixture(params=["double", "real"])
+def tmux_service(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TmuxEnv]:
+    """A tmux-sessions API on a private tmux socket: the test double, then the real service."""
+    if request.param == "real" and importlib.util.find_spec("tmux_sessions") is None:
+        pytest.skip("services/tmux-sessions is not installed: pip install -e it")
+    with _tmux_env(request.param, tmp_path) as env:
+        yield env
+
+
+@pytest.fixture
+def real_tmux_service(tmp_path: Path) -> Iterator[TmuxEnv]:
+    """The real ``python -m tmux_sessions``, for tests whose session commands must really run
+    and report how they ended (the sandbox jobs)."""
+    with _tmux_env("real", tmp_path) as env:
+        yield env
 
 
 @pytest.fixture

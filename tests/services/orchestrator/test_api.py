@@ -36,6 +36,10 @@ TICKET_KEYS = {
     "error",
     "agent_exit_status",
     "agent_output",
+    "branch",
+    "commits",
+    "diffstat",
+    "change_error",
 }
 
 

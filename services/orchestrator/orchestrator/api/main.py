@@ -20,7 +20,7 @@ from orchestrator import __version__
 from orchestrator.api.routes import health, tickets, webhooks
 from orchestrator.core.config import Settings, load_plane_credentials, read_secret_file
 from orchestrator.metrics import Metrics
-from orchestrator.service import Orchestrator, TicketConflict, TicketNotFound
+from orchestrator.service import ChangeNotRecorded, Orchestrator, TicketConflict, TicketNotFound
 from orchestrator.sources.base import TicketSource
 from orchestrator.sources.local import LocalFolderSource
 from orchestrator.sources.plane import PlaneClient, PlaneSource
@@ -96,6 +96,7 @@ def create_app(settings: Settings, startup_problems: list[str] | None = None) ->
             allow_headers=["Content-Type"],
         )
     app.add_exception_handler(TicketNotFound, _answer(404))
+    app.add_exception_handler(ChangeNotRecorded, _answer(404))
     app.add_exception_handler(TicketConflict, _answer(409))
     app.include_router(health.router)
     app.include_router(tickets.router)

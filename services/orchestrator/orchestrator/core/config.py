@@ -12,12 +12,13 @@ Example::
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Literal
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_AGENT_COMMAND = "claude {prompt}"
 NO_AGENT_CREDENTIAL = (
@@ -25,6 +26,87 @@ NO_AGENT_CREDENTIAL = (
     "agent.credentials_file in the settings, then run aiwf up"
 )
 PLANE_CLOUD_API = "https://api.plane.so"
+
+
+# A branch name (and a branch template): what aiwf's settings allow, never an option to git.
+BRANCH_NAME = r"^[A-Za-z0-9._/][A-Za-z0-9._/-]*$"
+BRANCH_TEMPLATE = r"^[A-Za-z0-9._/{}][A-Za-z0-9._/{}-]*$"
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _one_plain_line(value: str | None) -> str | None:
+    """A value that goes into a git command line and a commit: one line, never an option."""
+    if value is None:
+        return None
+    if CONTROL_CHARACTERS.search(value):
+        raise ValueError("must not contain control characters (newlines, tabs)")
+    if value.startswith("-"):
+        raise ValueError("must not start with '-'")
+    return value
+
+
+class RepositoryRef(BaseModel):
+    """A repository a project's agents work on, and the branch their work starts from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: Annotated[str, Field(min_length=1)]
+    base_branch: str = Field(default="main", pattern=BRANCH_NAME)
+
+    _plain_url = field_validator("url")(_one_plain_line)
+
+
+class RepositorySetting(BaseModel):
+    """``ORCHESTRATOR_REPOSITORY`` (JSON, written by aiwf): each ticket gets a worktree of this
+    repository on a branch of its own, so agents never share a checkout.
+
+    Example::
+
+        {"url": "/srv/git/web.git", "base_branch": "main", "branch_template": "aiwf/{identifier}",
+         "author_name": "aiwf agent", "author_email": "agent@aiwf.invalid", "ssh_key": null,
+         "projects": {"OPS": {"url": "git@example.com:acme/ops.git", "base_branch": "main"}}}
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = None
+    base_branch: str = Field(default="main", pattern=BRANCH_NAME)
+    branch_template: str = Field(default="aiwf/{identifier}", pattern=BRANCH_TEMPLATE)
+    author_name: Annotated[str, Field(min_length=1)] = "aiwf agent"
+    author_email: str = Field(default="agent@aiwf.invalid", pattern=r"^[^@\s]+@[^@\s]+$")
+    ssh_key: str | None = None
+    projects: dict[str, RepositoryRef] = Field(default_factory=dict)
+
+    _plain_values = field_validator("url", "author_name")(_one_plain_line)
+
+    @field_validator("branch_template")
+    @classmethod
+    def _names_the_ticket(cls, value: str) -> str:
+        if "{identifier}" not in value:
+            raise ValueError(f"{value!r} must contain {{identifier}}, e.g. aiwf/{{identifier}}")
+        return value
+
+    @field_validator("ssh_key")
+    @classmethod
+    def _absolute_key(cls, value: str | None) -> str | None:
+        if value is not None and not PurePosixPath(value).is_absolute():
+            raise ValueError(f"{value!r} must be an absolute path the agent can read")
+        return value
+
+    def for_identifier(self, identifier: str) -> RepositoryRef | None:
+        """The repository of a ticket: its project's entry (the identifier's prefix, ``WEB`` of
+        ``WEB-12``) when there is one, else ``url``; None means no repository (the workspace).
+
+        >>> RepositorySetting(url="/r.git", projects={"OPS": {"url": "/o.git"}}).for_identifier(
+        ...     "OPS-3").url
+        '/o.git'
+        """
+        project = identifier.rpartition("-")[0]
+        if project in self.projects:
+            return self.projects[project]
+        if self.url is None:
+            return None
+        return RepositoryRef(url=self.url, base_branch=self.base_branch)
 
 
 def _split(value: str) -> list[str]:
@@ -59,6 +141,8 @@ class Settings(BaseSettings):
     # How aiwf gave the agent its credential. Empty means nobody said (standalone use), so the
     # daemon launches as before; "none" means an agent would only stop at Claude's login screen.
     agent_credential: Literal["api_key", "login", "none", ""] = ""
+    # The repository agents work on (JSON from aiwf); unset or empty: agents share the workspace.
+    repository: Annotated[RepositorySetting | None, NoDecode] = None
 
     cors_origins: str = ""
     max_active: int = Field(default=3, ge=1)
@@ -87,6 +171,21 @@ class Settings(BaseSettings):
     plane_api_url: str | None = Field(
         default=None, validation_alias=AliasChoices("PLANE_API_URL", "ORCHESTRATOR_PLANE_API_URL")
     )
+
+    @field_validator("repository", mode="before")
+    @classmethod
+    def _repository_json(cls, value: Any) -> Any:
+        """The environment gives JSON text; empty means no repository."""
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return None
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(
+                f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+            ) from None
 
     @property
     def cors_origin_list(self) -> list[str]:
@@ -222,6 +321,8 @@ __all__ = [
     "DEFAULT_AGENT_COMMAND",
     "NO_AGENT_CREDENTIAL",
     "PlaneCredentials",
+    "RepositoryRef",
+    "RepositorySetting",
     "Settings",
     "load_plane_credentials",
     "normalise_api_url",

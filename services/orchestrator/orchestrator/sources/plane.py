@@ -59,6 +59,34 @@ def summary_to_html(summary: str) -> str:
     return "<p>" + "<br>".join(html.escape(line) for line in summary.splitlines()) + "</p>"
 
 
+def completion_html(ticket: TicketRecord, summary: str) -> str:
+    """Comment HTML for a completion: the summary, then the change on the ticket's branch
+    (its commits as short hash and subject, the diffstat), every text HTML-escaped.
+
+    >>> from orchestrator.models import Commit
+    >>> ticket = TicketRecord(id="x", identifier="W-1", title="t", source="plane",
+    ...     branch="aiwf/W-1", commits=[Commit(sha="ab" * 20, subject="W-1: <t>")],
+    ...     diffstat=" a | 1 +")
+    >>> completion_html(ticket, "done")  # doctest: +NORMALIZE_WHITESPACE
+    '<p>done</p><p>Branch: <code>aiwf/W-1</code></p><ul><li><code>abababa</code> W-1:
+    &lt;t&gt;</li></ul><pre><code> a | 1 +</code></pre>'
+    """
+    parts = [summary_to_html(summary)]
+    if ticket.branch is not None:
+        parts.append(f"<p>Branch: <code>{html.escape(ticket.branch)}</code></p>")
+    if ticket.commits:
+        items = "".join(
+            f"<li><code>{html.escape(commit.sha[:7])}</code> {html.escape(commit.subject)}</li>"
+            for commit in ticket.commits
+        )
+        parts.append(f"<ul>{items}</ul>")
+    if ticket.diffstat:
+        parts.append(f"<pre><code>{html.escape(ticket.diffstat)}</code></pre>")
+    if ticket.change_error:
+        parts.append(f"<p>The change was not recorded: {html.escape(ticket.change_error)}</p>")
+    return "".join(parts)
+
+
 class PlaneError(SourceError):
     """Plane answered with an error that retrying will not fix, or retries ran out."""
 
@@ -376,12 +404,13 @@ class PlaneSource:
         await self._move(ticket, self.completed_state, "completed")
 
     async def post_comment(self, ticket: TicketRecord, summary: str) -> None:
-        """Post the summary once: a retry after a lost answer is refused upstream with 409."""
+        """Post the summary and the change once: a retry after a lost answer is refused
+        upstream with 409."""
         path = self.client.workspace_path(
             f"projects/{ticket.project_id}/work-items/{ticket.id}/comments/"
         )
         body = {
-            "comment_html": summary_to_html(summary),
+            "comment_html": completion_html(ticket, summary),
             "external_source": "aiwf-orchestrator",
             "external_id": f"{ticket.id}-{ticket.attempt}",
         }

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from orchestrator.api.deps import OrchestratorDep
-from orchestrator.models import TicketEnvelope, TicketList
+from orchestrator.models import TicketChange, TicketEnvelope, TicketList
 from orchestrator.store import ListName
 
 router = APIRouter(prefix="/api", tags=["tickets"])
@@ -58,3 +58,13 @@ async def retry(ticket_id: str, orchestrator: OrchestratorDep) -> TicketEnvelope
 async def delete_ticket(ticket_id: str, orchestrator: OrchestratorDep) -> Response:
     await orchestrator.delete(ticket_id)
     return Response(status_code=204)
+
+
+@router.get(
+    "/tickets/{ticket_id}/change",
+    response_model=TicketChange,
+    responses={404: {"description": "Unknown ticket, or no recorded change"}},
+)
+async def ticket_change(ticket_id: str, orchestrator: OrchestratorDep) -> TicketChange:
+    """The branch, commits, diffstat and patch the finish job recorded for the ticket."""
+    return await orchestrator.change(ticket_id)
