@@ -237,6 +237,9 @@ def _sandbox(config: StackConfig) -> tuple[dict[str, str], list[Mount], list[str
         "TERM": "xterm-256color",
         "AIWF_TMUX_SOCKET": str(tmux_socket(config)),
         "PATH": f"{CLAUDE_CODE_MOUNT}:/usr/local/bin:/usr/bin:/bin",
+        # Each ticket's worktree is a git root Claude Code would ask a person to trust; it runs
+        # where aiwf put it, behind the stack's approval (read at start, before its settings).
+        "CLAUDE_CODE_SANDBOXED": "1",
     }
     mounts = [
         _same_path(tmux_socket_dir(config)),

@@ -40,6 +40,7 @@ from aiwf.stack import (
     agent_home,
     agent_key_path,
     claude_code_dir,
+    local_repositories,
     repository_key_path,
     secrets_dir,
     tmux_socket,
@@ -62,6 +63,10 @@ FAILURE_HOOK = (
     'cat > "$d/.failure-$TICKET_ID.tmp" && mv "$d/.failure-$TICKET_ID.tmp" '
     '"$d/failure-$TICKET_ID.json"; else cat > /dev/null; fi'
 )
+#: Read by Claude Code at start (before its settings): each ticket's worktree is a git root of
+#: its own, which it would otherwise ask a person to trust; agents run where aiwf put them,
+#: behind the stack's approval.
+TRUSTED = "CLAUDE_CODE_SANDBOXED"
 _ARCHES = {"x86_64": "x64", "amd64": "x64", "aarch64": "arm64", "arm64": "arm64"}
 
 
@@ -324,6 +329,26 @@ def _install_file(source: Path, target: Path, config: StackConfig, report: HostR
     own(target, config, 0o600)
 
 
+def _trust_local_repositories(config: StackConfig, gitconfig: Path, report: HostReport) -> None:
+    """Let the agent's git read the repositories given as host paths (owned by someone else,
+    which git refuses as "dubious ownership" unless listed in ``safe.directory``)."""
+    paths = local_repositories(config)
+    if not paths:
+        return
+    listed = subprocess.run(
+        ["git", "config", "--file", str(gitconfig), "--get-all", "safe.directory"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+    for path in paths:
+        if path not in listed:
+            add = ["git", "config", "--file", str(gitconfig), "--add", "safe.directory", path]
+            _run_or_fail(add, "git is needed on this host for a repository given as a path")
+            report.did(f"the agent's git trusts the repository {path}")
+    own(gitconfig, config, 0o600)
+
+
 def prepare_agent_home(config: StackConfig, report: HostReport) -> None:
     """The agent's home: JSON settings merged, ``/complete`` installed, a login copied."""
     home = Path(agent_home(config))
@@ -336,6 +361,7 @@ def prepare_agent_home(config: StackConfig, report: HostReport) -> None:
     merge_json(claude_dir / "settings.json", update_settings(config), config, report)
     shipped = services_dir() / "orchestrator" / "claude" / "commands" / "complete.md"
     _install_file(shipped, commands / "complete.md", config, report)
+    _trust_local_repositories(config, home / ".gitconfig", report)
     deploy_key = config.repository.ssh_key_file
     if deploy_key is not None:
         if not deploy_key.is_file():
@@ -373,7 +399,7 @@ def ensure_host_user(config: StackConfig, report: HostReport) -> str:
     try:
         grp.getgrgid(agent.gid)
     except KeyError:
-        _run_or_fail(["groupadd", "--system", "--gid", str(agent.gid), agent.user])
+        _run_or_fail(["groupadd", "--system", "--gid", str(agent.gid), agent.user], _USER_HINT)
     if name == agent.user:
         import pwd
 
@@ -395,19 +421,25 @@ def ensure_host_user(config: StackConfig, report: HostReport) -> str:
                     "--shell",
                     "/bin/bash",
                     name,
-                ]
+                ],
+                _USER_HINT,
             )
             report.did(f"created the agent's user {name} (uid {agent.uid}) on this host")
     return name
 
 
-def _run_or_fail(command: list[str]) -> None:
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+_USER_HINT = "agent.runtime 'host' needs root to create the agent's user, or create it yourself"
+
+
+def _run_or_fail(command: list[str], hint: str) -> None:
+    """Run ``command``; AiwfError naming it, what it said and ``hint`` when it fails."""
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+    except OSError as error:
+        raise AiwfError(f"cannot run {command[0]} ({error.strerror}); {hint}") from None
     if done.returncode != 0:
-        raise AiwfError(
-            f"{command[0]} failed ({done.stderr.strip() or done.returncode}); agent.runtime "
-            "'host' needs root to create the agent's user, or create it yourself"
-        )
+        said = done.stderr.strip() or f"exit status {done.returncode}"
+        raise AiwfError(f"{' '.join(command[:3])} failed: {said}; {hint}")
 
 
 def host_tmux_command(config: StackConfig, user: str) -> list[str]:
@@ -432,6 +464,7 @@ def host_tmux_command(config: StackConfig, user: str) -> list[str]:
         f"PATH={path}",
         "LANG=C.UTF-8",
         "TERM=xterm-256color",
+        f"{TRUSTED}=1",
         "tmux",
         "-S",
         str(tmux_socket(config)),

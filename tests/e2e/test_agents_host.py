@@ -57,6 +57,8 @@ def host_stack(
             yield stack
     finally:
         subprocess.run(["tmux", "-S", str(socket), "kill-server"], capture_output=True)
+        # The agent's processes (its tmux server, an agent left at its prompt) end with it.
+        subprocess.run(["pkill", "-KILL", "-u", str(uid)], capture_output=True)
         subprocess.run(["userdel", user], capture_output=True)
         subprocess.run(["groupdel", user], capture_output=True)
         shutil.rmtree(root, ignore_errors=True)

@@ -204,6 +204,8 @@ def host_runtime(config: StackConfig) -> Iterator[StackConfig]:
         yield host
     finally:
         subprocess.run(["tmux", "-S", str(tmux_socket(host)), "kill-server"], capture_output=True)
+        # The agent's processes (its tmux server, an agent left at its prompt) end with it.
+        subprocess.run(["pkill", "-KILL", "-u", str(uid)], capture_output=True)
         subprocess.run(["userdel", name], capture_output=True)
         subprocess.run(["groupdel", name], capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
@@ -282,6 +284,14 @@ def test_the_repository_reaches_the_orchestrator_and_the_sandbox(
     # The deploy key is the agent's own, 0600, in its home.
     ensure_directories(configured, HostReport())
     prepare_agent_home(configured, HostReport())
+    gitconfig = Path(agent_home(configured)) / ".gitconfig"
+    trusted = subprocess.run(
+        ["git", "config", "--file", str(gitconfig), "--get-all", "safe.directory"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert trusted == ["/srv/git/web.git", "/srv/git/api.git"]  # local repositories only
     installed = Path(repository_key_path(configured))
     assert installed.read_text() == key.read_text()
     assert _owner(installed) == (configured.agent.uid, configured.agent.gid, 0o600)
