@@ -106,6 +106,29 @@ def _engine_answers() -> bool:
     return True
 
 
+#: How long an e2e test waits for something the stack does (an agent's turn, a sync).
+DEADLINE_S = 180.0
+
+
+def wait_until(what: str, probe: Callable[[], Any], timeout: float = DEADLINE_S) -> Any:
+    """Poll ``probe`` until it returns something truthy (returned); fail naming ``what`` and
+    the last value seen at the deadline. Never a fixed sleep: it returns as soon as it can."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}; last seen: {last!r}")
+
+
+@pytest.fixture(scope="session")
+def wait_for() -> Callable[..., Any]:
+    """:func:`wait_until`, for test modules (which pytest does not import as a package)."""
+    return wait_until
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -214,6 +237,16 @@ class Stack:
 
     def container_ids(self) -> dict[str, str]:
         return {service: row["id"] for service, row in self.ps().items()}
+
+    def new_ticket(self, title: str, prefix: str = "AGENT") -> str:
+        """A new ticket file in the stack's local ticket folder (label ``claude``); its id."""
+        ticket_id = f"{prefix}-{secrets.token_hex(3).upper()}"
+        body = (
+            f"---\nid: {ticket_id}\ntitle: {title}\nlabels: [claude]\npriority: high\n---\n"
+            f"{title}.\n\nRun /complete with a short summary when done.\n"
+        )
+        (self.data_dir / "tickets" / f"{ticket_id}.md").write_text(body)
+        return ticket_id
 
     def password(self) -> str:
         return (self.data_dir / "secrets" / "admin_password").read_text().strip()

@@ -16,8 +16,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,31 +28,7 @@ DASHBOARD = ROOT / "services" / "dashboard"
 OUTPUT = ROOT / "test-output" / "agent-browser"
 CHROMIUM = Path("/usr/bin/chromium")
 CLAUDE_CODE_VERSION = "2.1.328"
-DEADLINE_S = 180.0
 BROWSER_DEADLINE_S = 600.0
-
-
-def _wait_for(what: str, probe: Callable[[], Any], timeout: float = DEADLINE_S) -> Any:
-    """Poll ``probe`` until it returns something truthy; fail naming ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}; last seen: {last!r}")
-
-
-def _new_ticket(stack: Any, title: str) -> str:
-    """A ticket file in the stack's local ticket folder; its id."""
-    ticket_id = f"AGENT-{secrets.token_hex(3).upper()}"
-    body = (
-        f"---\nid: {ticket_id}\ntitle: {title}\nlabels: [claude]\npriority: high\n---\n"
-        f"{title}.\n\nRun /complete with a short summary when done.\n"
-    )
-    (stack.data_dir / "tickets" / f"{ticket_id}.md").write_text(body)
-    return ticket_id
 
 
 def _node() -> str:
@@ -97,7 +71,7 @@ def _run_browser(env: dict[str, str]) -> tuple[int, dict[str, Any], list[str]]:
 
 
 def test_the_browser_shows_claude_code_in_the_agents_terminal(
-    stack: Any, model_double: Any
+    wait_for: Any, stack: Any, model_double: Any
 ) -> None:
     if OUTPUT.exists():
         shutil.rmtree(OUTPUT)
@@ -107,7 +81,7 @@ def test_the_browser_shows_claude_code_in_the_agents_terminal(
     model_double.script = model_double.api.complete_ticket_script(
         str(work_file), "written with the dashboard open\n", summary
     )
-    ticket_id = _new_ticket(stack, "Write a file while the browser watches")
+    ticket_id = stack.new_ticket("Write a file while the browser watches")
 
     code, result, transcript = _run_browser(
         {
@@ -141,7 +115,7 @@ def test_the_browser_shows_claude_code_in_the_agents_terminal(
             tickets = client.get("/api/completed-tickets").json()["tickets"]
             return next((t for t in tickets if t["id"] == ticket_id), None)
 
-        done = _wait_for(f"{ticket_id} completed", completed)
+        done = wait_for(f"{ticket_id} completed", completed)
         sessions = client.get("/api/sessions").json()
     assert done["summary"] == summary
     assert work_file.read_text() == "written with the dashboard open\n"

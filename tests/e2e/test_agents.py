@@ -12,7 +12,6 @@ import json
 import os
 import secrets
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,31 +21,6 @@ import httpx
 import pytest
 
 pytestmark = [pytest.mark.engine, pytest.mark.e2e]
-
-DEADLINE_S = 180.0
-
-
-def _wait_for(what: str, probe: Callable[[], Any], timeout: float = DEADLINE_S) -> Any:
-    """Poll ``probe`` until it returns something truthy; fail naming ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}; last seen: {last!r}")
-
-
-def _new_ticket(stack: Any, title: str) -> str:
-    """A ticket file in the stack's local ticket folder; its id."""
-    ticket_id = f"AGENT-{secrets.token_hex(3).upper()}"
-    body = (
-        f"---\nid: {ticket_id}\ntitle: {title}\nlabels: [claude]\npriority: high\n---\n"
-        f"{title}.\n\nRun /complete with a short summary when done.\n"
-    )
-    (stack.data_dir / "tickets" / f"{ticket_id}.md").write_text(body)
-    return ticket_id
 
 
 def _tickets(client: httpx.Client, kind: str) -> dict[str, dict[str, Any]]:
@@ -61,8 +35,10 @@ def _logged_in(stack: Any) -> Iterator[httpx.Client]:
         yield client
 
 
-def _approve(stack: Any, client: httpx.Client, ticket_id: str) -> httpx.Response:
-    _wait_for(f"{ticket_id} pending", lambda: ticket_id in _tickets(client, "pending"))
+def _approve(
+    stack: Any, client: httpx.Client, ticket_id: str, wait_for: Callable[..., Any]
+) -> httpx.Response:
+    wait_for(f"{ticket_id} pending", lambda: ticket_id in _tickets(client, "pending"))
     return client.post(f"/api/approve/{ticket_id}", headers={"Origin": stack.origin})
 
 
@@ -91,7 +67,7 @@ def _agent_processes() -> dict[int, dict[str, str]]:
 
 
 def test_an_approved_ticket_runs_claude_code_in_the_sandbox_to_completion(
-    stack: Any, model_double: Any
+    wait_for: Any, stack: Any, model_double: Any
 ) -> None:
     workspace = stack.data_dir / "workspace"
     work_file = workspace / f"work-{secrets.token_hex(3)}.txt"
@@ -101,10 +77,10 @@ def test_an_approved_ticket_runs_claude_code_in_the_sandbox_to_completion(
     )
     before = len(model_double.server.main_requests())
     with _logged_in(stack) as client:
-        ticket_id = _new_ticket(stack, "Write a file")
-        approved = _approve(stack, client, ticket_id)
+        ticket_id = stack.new_ticket("Write a file")
+        approved = _approve(stack, client, ticket_id, wait_for)
         assert approved.status_code == 200, approved.text
-        done = _wait_for(
+        done = wait_for(
             f"{ticket_id} completed", lambda: _tickets(client, "completed").get(ticket_id)
         )
         assert done["summary"] == summary
@@ -118,7 +94,7 @@ def test_an_approved_ticket_runs_claude_code_in_the_sandbox_to_completion(
     assert all(request.has_api_key(model_double.key) for request in requests)
     assert "claude-cli/2.1.328" in requests[0].headers.get("user-agent", "")
     # The agent runs as uid 1000 in another mount namespace than this host's.
-    agents = _wait_for("a running claude", _agent_processes, timeout=30)
+    agents = wait_for("a running claude", _agent_processes, timeout=30)
     host_ns = os.readlink("/proc/self/ns/mnt")
     ours = {pid: facts for pid, facts in agents.items() if "--permission-mode" in facts["argv"]}
     assert ours, agents
@@ -142,7 +118,7 @@ def test_an_approved_ticket_runs_claude_code_in_the_sandbox_to_completion(
     assert not any(model_double.key in text for text in everything_visible)
 
 
-def test_a_web_terminal_is_an_unprivileged_shell_in_the_sandbox(stack: Any) -> None:
+def test_a_web_terminal_is_an_unprivileged_shell_in_the_sandbox(wait_for: Any, stack: Any) -> None:
     marker = stack.data_dir / "workspace" / f"whoami-{secrets.token_hex(3)}.txt"
     with _logged_in(stack) as client:
         created = client.post(
@@ -158,26 +134,28 @@ def test_a_web_terminal_is_an_unprivileged_shell_in_the_sandbox(stack: Any) -> N
             headers={"Origin": stack.origin},
         )
         assert typed.status_code in (200, 204), typed.text
-    answer = _wait_for("the shell's answer", lambda: marker.exists() and marker.read_text().split())
+    answer = wait_for("the shell's answer", lambda: marker.exists() and marker.read_text().split())
     uid, mount_ns = answer
     assert uid == "1000"
     assert mount_ns != os.readlink("/proc/self/ns/mnt")
 
 
-def test_a_missing_agent_program_leaves_its_exit_status_on_the_ticket(stack: Any) -> None:
+def test_a_missing_agent_program_leaves_its_exit_status_on_the_ticket(
+    wait_for: Any, stack: Any
+) -> None:
     missing = {"services": {"orchestrator": {"agent_command": "no-such-agent-xyz {prompt}"}}}
     stack.write_inventory(missing)
     try:
         stack.aiwf("up")
         with _logged_in(stack) as client:
-            ticket_id = _new_ticket(stack, "Run a program that is not there")
-            assert _approve(stack, client, ticket_id).status_code == 200
+            ticket_id = stack.new_ticket("Run a program that is not there")
+            assert _approve(stack, client, ticket_id, wait_for).status_code == 200
 
             def interrupted() -> dict[str, Any] | None:
                 ticket = _tickets(client, "active").get(ticket_id)
                 return ticket if ticket and ticket["status"] == "interrupted" else None
 
-            ticket = _wait_for(f"{ticket_id} interrupted", interrupted)
+            ticket = wait_for(f"{ticket_id} interrupted", interrupted)
         assert ticket["agent_exit_status"] == 127
         assert "no-such-agent-xyz" in ticket["agent_output"]
         assert "not found" in ticket["error"] and "127" in ticket["error"]
@@ -187,21 +165,21 @@ def test_a_missing_agent_program_leaves_its_exit_status_on_the_ticket(stack: Any
 
 
 def test_a_refused_key_shows_the_agents_api_error_on_the_ticket(
-    stack: Any, model_double: Any
+    wait_for: Any, stack: Any, model_double: Any
 ) -> None:
-    ticket_id = _new_ticket(stack, "Meet a refused key")
+    ticket_id = stack.new_ticket("Meet a refused key")
     refused = model_double.api.ApiError.authentication()
     model_double.script = lambda request: (
         refused if ticket_id in json.dumps(request.body) else "Nothing to do."
     )
     with _logged_in(stack) as client:
-        assert _approve(stack, client, ticket_id).status_code == 200
+        assert _approve(stack, client, ticket_id, wait_for).status_code == 200
 
         def reported() -> dict[str, Any] | None:
             ticket = _tickets(client, "active").get(ticket_id)
             return ticket if ticket and "API error" in (ticket["error"] or "") else None
 
-        ticket = _wait_for(f"{ticket_id} showing the API error", reported)
+        ticket = wait_for(f"{ticket_id} showing the API error", reported)
     assert ticket["status"] == "active"  # the agent waits at its prompt for a person
     assert "authentication" in ticket["error"]
 
@@ -230,7 +208,9 @@ def test_up_refuses_to_recreate_the_sandbox_while_an_agent_runs(stack: Any) -> N
     assert "nothing to do" in stack.aiwf("up").stdout
 
 
-def test_without_a_credential_approvals_are_refused_before_any_launch(stack: Any) -> None:
+def test_without_a_credential_approvals_are_refused_before_any_launch(
+    wait_for: Any, stack: Any
+) -> None:
     settings = json.loads(json.dumps(stack.settings))
     settings["agent"].pop("api_key_file")
     original = stack.settings
@@ -243,8 +223,8 @@ def test_without_a_credential_approvals_are_refused_before_any_launch(stack: Any
         with _logged_in(stack) as client:
             health = client.get("/api/orchestrator/health").json()
             assert health["agent_ready"] is False and health["agent_credential"] == "none"
-            ticket_id = _new_ticket(stack, "Nothing can run this")
-            refused = _approve(stack, client, ticket_id)
+            ticket_id = stack.new_ticket("Nothing can run this")
+            refused = _approve(stack, client, ticket_id, wait_for)
             assert refused.status_code == 409
             assert "no agent credential configured" in refused.json()["detail"]
             assert ticket_id in _tickets(client, "pending")

@@ -10,7 +10,6 @@ import secrets
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,19 +18,6 @@ from typing import Any
 import pytest
 
 pytestmark = [pytest.mark.engine, pytest.mark.e2e]
-
-DEADLINE_S = 180.0
-
-
-def _wait_for(what: str, probe: Callable[[], Any], timeout: float = DEADLINE_S) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}; last seen: {last!r}")
 
 
 @pytest.fixture
@@ -65,7 +51,7 @@ def host_stack(
 
 
 def test_a_ticket_runs_as_the_agents_own_user_on_the_host(
-    host_stack: Any, model_double: Any
+    wait_for: Any, host_stack: Any, model_double: Any
 ) -> None:
     stack = host_stack
     uid = stack.settings["agent"]["uid"]
@@ -86,10 +72,10 @@ def test_a_ticket_runs_as_the_agents_own_user_on_the_host(
             tickets = client.get(f"/api/{kind}-tickets").json()["tickets"]
             return next((t for t in tickets if t["id"] == ticket_id), None)
 
-        _wait_for(f"{ticket_id} pending", lambda: listed("pending"))
+        wait_for(f"{ticket_id} pending", lambda: listed("pending"))
         approved = client.post(f"/api/approve/{ticket_id}", headers={"Origin": stack.origin})
         assert approved.status_code == 200, approved.text
-        done = _wait_for(f"{ticket_id} completed", lambda: listed("completed"))
+        done = wait_for(f"{ticket_id} completed", lambda: listed("completed"))
         assert done["summary"] == summary
     assert work_file.read_text() == "made on the host\n"
     assert work_file.stat().st_uid == uid

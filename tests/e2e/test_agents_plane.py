@@ -22,7 +22,6 @@ import uvicorn
 pytestmark = [pytest.mark.engine, pytest.mark.e2e]
 
 ROOT = Path(__file__).resolve().parents[2]
-DEADLINE_S = 180.0
 
 
 def _plane_double() -> ModuleType:
@@ -35,17 +34,6 @@ def _plane_double() -> ModuleType:
         sys.modules[name] = module
         spec.loader.exec_module(module)
     return sys.modules[name]
-
-
-def _wait_for(what: str, probe: Callable[[], Any], timeout: float = DEADLINE_S) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}; last seen: {last!r}")
 
 
 class _Served:
@@ -64,7 +52,10 @@ class _Served:
 
     def __enter__(self) -> _Served:
         self.thread.start()
-        _wait_for("the Plane double", lambda: self.server.started, timeout=20)
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            assert time.monotonic() < deadline, "the Plane double did not start"
+            time.sleep(0.05)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -80,6 +71,7 @@ def plane() -> Iterator[tuple[Any, int]]:
 
 
 def test_a_plane_work_item_is_completed_by_the_agent_and_reported_once(
+    wait_for: Any,
     stack_factory: Any,
     agent_overrides: Callable[[Path], dict[str, Any]],
     model_double: Any,
@@ -118,10 +110,10 @@ def test_a_plane_work_item_is_completed_by_the_agent_and_reported_once(
             tickets = client.get(f"/api/{kind}-tickets").json()["tickets"]
             return next((t for t in tickets if t["identifier"] == identifier), None)
 
-        ticket = _wait_for("WEB-1 pending", lambda: listed("pending", "WEB-1"))
+        ticket = wait_for("WEB-1 pending", lambda: listed("pending", "WEB-1"))
         approved = client.post(f"/api/approve/{ticket['id']}", headers={"Origin": stack.origin})
         assert approved.status_code == 200, approved.text
-        done = _wait_for(
+        done = wait_for(
             "WEB-1 completed and reported",
             lambda: (
                 (found := listed("completed", "WEB-1"))
@@ -138,6 +130,6 @@ def test_a_plane_work_item_is_completed_by_the_agent_and_reported_once(
         # A restarted orchestrator syncs again and sends nothing twice.
         polls = double.count("/work-items/")
         stack.aiwf("restart", "orchestrator")
-        _wait_for("a sync after the restart", lambda: double.count("/work-items/") > polls)
+        wait_for("a sync after the restart", lambda: double.count("/work-items/") > polls)
         assert double.count("/comments/", "POST") == 1
         assert len(double.projects[project.id].comments.get(item["id"], [])) == 1

@@ -8,7 +8,6 @@ from __future__ import annotations
 import secrets
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,19 +16,6 @@ from typing import Any
 import pytest
 
 pytestmark = [pytest.mark.engine, pytest.mark.e2e]
-
-DEADLINE_S = 180.0
-
-
-def _wait_for(what: str, probe: Callable[[], Any], timeout: float = DEADLINE_S) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}; last seen: {last!r}")
 
 
 def _git(*args: str, cwd: Path | None = None) -> str:
@@ -55,6 +41,7 @@ def origin() -> Iterator[Path]:
 
 
 def test_the_agents_work_ends_as_a_commit_on_the_tickets_branch(
+    wait_for: Any,
     stack_factory: Any,
     agent_overrides: Callable[[Path], dict[str, Any]],
     model_double: Any,
@@ -79,10 +66,10 @@ def test_the_agents_work_ends_as_a_commit_on_the_tickets_branch(
             tickets = client.get(f"/api/{kind}-tickets").json()["tickets"]
             return next((t for t in tickets if t["id"] == ticket_id), None)
 
-        _wait_for(f"{ticket_id} pending", lambda: listed("pending"))
+        wait_for(f"{ticket_id} pending", lambda: listed("pending"))
         approved = client.post(f"/api/approve/{ticket_id}", headers={"Origin": stack.origin})
         assert approved.status_code == 200, approved.text
-        done = _wait_for(
+        done = wait_for(
             f"{ticket_id} completed with its change",
             lambda: (found := listed("completed")) and found.get("commits") and found,
         )
