@@ -184,6 +184,28 @@ def test_a_refused_key_shows_the_agents_api_error_on_the_ticket(
     assert "authentication" in ticket["error"]
 
 
+def test_agents_outlive_a_new_terminal_service(stack: Any) -> None:
+    """Recreating tmux-sessions (an upgrade of the API) leaves the sandbox and its sessions."""
+    with _logged_in(stack) as client:
+        before = {s["id"] for s in client.get("/api/sessions").json() if s["alive"]}
+    assert before
+    ids = stack.container_ids()
+    stack.write_inventory(
+        {"services": {"tmux_sessions": {"environment": {"AIWF_E2E_MARK": "new"}}}}
+    )
+    try:
+        stack.aiwf("up")
+        after_ids = stack.container_ids()
+        assert after_ids["tmux-sessions"] != ids["tmux-sessions"]
+        assert after_ids["sandbox"] == ids["sandbox"]
+        with _logged_in(stack) as client:
+            after = {s["id"] for s in client.get("/api/sessions").json() if s["alive"]}
+        assert before <= after
+    finally:
+        stack.write_inventory()
+        stack.aiwf("up")
+
+
 def test_up_refuses_to_recreate_the_sandbox_while_an_agent_runs(stack: Any) -> None:
     """The first test's agent still runs (idle at its prompt after completing)."""
     from aiwf.engine.docker_client import connect
