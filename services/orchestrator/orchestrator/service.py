@@ -614,6 +614,22 @@ class Orchestrator:
 
             self._recheck_handle = loop.call_later(1.0, fire)
 
+    async def _read_reported(
+        self, path: Path, settle_seconds: float, record: TicketRecord | None
+    ) -> str | None:
+        """The text an agent left in ``path`` (a completion or a failure report), or None when
+        there is nothing to act on yet: still being written (looked at again shortly),
+        refused (set aside, never lost) or unreadable (logged)."""
+        try:
+            return read_summary(path, settle_seconds=settle_seconds)
+        except CompletionNotReady:
+            self._recheck_soon()
+        except CompletionRejected as exc:
+            await self._set_aside(path, exc, record)
+        except OSError as exc:
+            log.warning("cannot read %s: %s", path, exc)
+        return None
+
     async def _handle_failure_file(self, path: Path, ticket_id: str) -> None:
         """A ``StopFailure`` report: the agent's turn ended on an API error. The ticket stays
         active (its agent waits at its prompt, where a person can answer) and shows why."""
@@ -621,21 +637,18 @@ class Orchestrator:
             if not os.path.lexists(path):
                 return
             record = self.store.active.get(ticket_id)
-            try:
-                reason = failure_reason(read_summary(path))
-            except CompletionNotReady:
-                self._recheck_soon()
+            text = await self._read_reported(path, SETTLE_SECONDS, None)
+            if text is None:
                 return
+            try:
+                reason = failure_reason(text)
             except CompletionRejected as exc:
                 await self._set_aside(path, exc, None)
-                return
-            except OSError as exc:
-                log.warning("cannot read %s: %s", path, exc)
                 return
             move_aside(path, self.settings.archive_dir / "failures")
             if record is None or record.status not in RUNNING_STATUSES:
                 return
-            record.error = f"{reason}; fix the cause, then answer in its terminal or retry"
+            record.error = f"{reason}; fix the cause, then answer the agent in its terminal"
             await self._save("active")
             log.warning("%s: %s", record.identifier, reason)
 
@@ -649,18 +662,12 @@ class Orchestrator:
                 return
             ticket_id = completion_ticket_id(path.name)
             record = self.store.active.get(ticket_id) if ticket_id else None
-            try:
-                if ticket_id is None:
-                    raise CompletionRejected("bad_name", f"{path.name}: not a valid ticket id")
-                summary = read_summary(path, settle_seconds=0.0 if settled else SETTLE_SECONDS)
-            except CompletionNotReady:
-                self._recheck_soon()
+            if ticket_id is None:
+                bad_name = CompletionRejected("bad_name", f"{path.name}: not a valid ticket id")
+                await self._set_aside(path, bad_name, record)
                 return
-            except CompletionRejected as exc:
-                await self._set_aside(path, exc, record)
-                return
-            except OSError as exc:
-                log.warning("cannot read %s: %s", path, exc)
+            summary = await self._read_reported(path, 0.0 if settled else SETTLE_SECONDS, record)
+            if summary is None:
                 return
             if record is None or record.status not in (*RUNNING_STATUSES, TicketStatus.INTERRUPTED):
                 known = self.store.get(ticket_id) if ticket_id else None

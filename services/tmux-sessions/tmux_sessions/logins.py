@@ -19,7 +19,7 @@ import secrets
 import threading
 from pathlib import Path
 
-from tmux_sessions.fileio import read_json, write_json_atomic
+from tmux_sessions.fileio import StateFileError, read_json, write_json_atomic
 
 
 class LoginRegistry:
@@ -29,10 +29,16 @@ class LoginRegistry:
         self.path = path
         self._lock = threading.Lock()
         stored = read_json(path) or {}
-        self._logins: dict[str, tuple[str, float]] = {
-            login_id: (str(entry["user"]), float(entry["expires_at"]))
-            for login_id, entry in stored.items()
-        }
+        try:
+            self._logins: dict[str, tuple[str, float]] = {
+                str(login_id): (str(entry["user"]), float(entry["expires_at"]))
+                for login_id, entry in stored.items()
+            }
+        except (AttributeError, KeyError, TypeError, ValueError):
+            raise StateFileError(
+                f"{path}: not the list of logins we wrote; move it away to log everyone out "
+                "and start again"
+            ) from None
 
     def _save(self) -> None:
         data = {

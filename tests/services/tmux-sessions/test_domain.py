@@ -398,3 +398,7 @@ def test_logins_end_one_by_one_or_all_at_once_and_survive_a_restart(tmp_path: Pa
     # Expired logins are dropped when the next one is written.
     carol = reloaded.issue("carol", expires_at=9_000, now=5_000)
     assert set(json.loads(path.read_text())) == {carol}
+    # A damaged list is named, never half-read.
+    path.write_text('{"x": {"user": "alice"}}')
+    with pytest.raises(StateFileError, match=r"logins\.json: not the list of logins"):
+        LoginRegistry(path)
